@@ -1,0 +1,203 @@
+//! Frame codec for the control socket. Every frame starts with a fixed header
+//! (`WEIR`, version, kind, generation, payload length, little-endian) so that a peer speaking
+//! another version gets a clear error instead of a misread.
+
+/// The frame format version this build speaks.
+pub const FRAME_VERSION: u16 = 1;
+const MAGIC: &[u8; 4] = b"WEIR";
+const HEADER_LEN: usize = 4 + 2 + 2 + 8 + 4;
+/// Largest frame either side sends or accepts (snapshot bytes travel in a memfd instead).
+pub const MAX_FRAME_LEN: usize = 64 * 1024;
+
+/// A message between the planes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// Data plane → control plane on connect: the generation it is serving (0 for none).
+    Hello {
+        /// Generation currently served.
+        generation: u64,
+    },
+    /// Control plane → data plane: a snapshot of `size` bytes in the attached sealed memfd.
+    Snapshot {
+        /// Generation of the snapshot.
+        generation: u64,
+        /// Length in bytes of the encoded snapshot in the memfd.
+        size: u64,
+    },
+    /// Data plane → control plane: the snapshot is serving.
+    Applied {
+        /// Generation applied.
+        generation: u64,
+    },
+    /// Data plane → control plane: the snapshot was refused; the previous one keeps serving.
+    Rejected {
+        /// Generation refused.
+        generation: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A frame that cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// Fewer bytes than a header, or than the header announces.
+    #[error("frame truncated: {got} bytes, need {need}")]
+    Truncated {
+        /// Bytes received.
+        got: usize,
+        /// Bytes needed.
+        need: usize,
+    },
+    /// Not a weir frame at all.
+    #[error("not a weir frame (bad magic)")]
+    BadMagic,
+    /// A weir frame of a version this build does not speak.
+    #[error("frame version {got} is not supported (this build speaks version {supported})")]
+    UnsupportedVersion {
+        /// Version received.
+        got: u16,
+        /// Version this build speaks.
+        supported: u16,
+    },
+    /// A kind this version does not define.
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u16),
+    /// The payload does not fit the kind.
+    #[error("bad payload for frame kind {kind}: {reason}")]
+    BadPayload {
+        /// The frame kind.
+        kind: u16,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+impl Frame {
+    fn kind(&self) -> u16 {
+        match self {
+            Frame::Hello { .. } => 1,
+            Frame::Snapshot { .. } => 2,
+            Frame::Applied { .. } => 3,
+            Frame::Rejected { .. } => 4,
+        }
+    }
+
+    /// The generation the frame is about.
+    pub fn generation(&self) -> u64 {
+        match self {
+            Frame::Hello { generation }
+            | Frame::Snapshot { generation, .. }
+            | Frame::Applied { generation }
+            | Frame::Rejected { generation, .. } => *generation,
+        }
+    }
+
+    /// Encodes the frame.
+    pub fn encode(&self) -> Vec<u8> {
+        let payload: Vec<u8> = match self {
+            Frame::Snapshot { size, .. } => size.to_le_bytes().to_vec(),
+            Frame::Rejected { reason, .. } => {
+                let mut r = reason.as_bytes().to_vec();
+                r.truncate(MAX_FRAME_LEN - HEADER_LEN);
+                r
+            }
+            Frame::Hello { .. } | Frame::Applied { .. } => Vec::new(),
+        };
+        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FRAME_VERSION.to_le_bytes());
+        out.extend_from_slice(&self.kind().to_le_bytes());
+        out.extend_from_slice(&self.generation().to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    /// Decodes one frame (the whole datagram).
+    pub fn decode(buf: &[u8]) -> Result<Frame, FrameError> {
+        if buf.len() < HEADER_LEN {
+            return Err(FrameError::Truncated { got: buf.len(), need: HEADER_LEN });
+        }
+        if &buf[0..4] != MAGIC {
+            return Err(FrameError::BadMagic);
+        }
+        let u16_at = |i: usize| u16::from_le_bytes([buf[i], buf[i + 1]]);
+        let version = u16_at(4);
+        if version != FRAME_VERSION {
+            return Err(FrameError::UnsupportedVersion { got: version, supported: FRAME_VERSION });
+        }
+        let kind = u16_at(6);
+        let mut g = [0u8; 8];
+        g.copy_from_slice(&buf[8..16]);
+        let generation = u64::from_le_bytes(g);
+        let mut l = [0u8; 4];
+        l.copy_from_slice(&buf[16..20]);
+        let len = u32::from_le_bytes(l) as usize;
+        let need = HEADER_LEN.saturating_add(len);
+        if buf.len() < need {
+            return Err(FrameError::Truncated { got: buf.len(), need });
+        }
+        let payload = &buf[HEADER_LEN..need];
+        match kind {
+            1 => Ok(Frame::Hello { generation }),
+            2 => {
+                let bytes: [u8; 8] = payload
+                    .try_into()
+                    .map_err(|_| FrameError::BadPayload { kind, reason: "snapshot size must be 8 bytes" })?;
+                Ok(Frame::Snapshot { generation, size: u64::from_le_bytes(bytes) })
+            }
+            3 => Ok(Frame::Applied { generation }),
+            4 => {
+                let reason = String::from_utf8(payload.to_vec())
+                    .map_err(|_| FrameError::BadPayload { kind, reason: "reason is not UTF-8" })?;
+                Ok(Frame::Rejected { generation, reason })
+            }
+            other => Err(FrameError::UnknownKind(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let frames = [
+            Frame::Hello { generation: 0 },
+            Frame::Snapshot { generation: 7, size: 1 << 40 },
+            Frame::Applied { generation: u64::MAX },
+            Frame::Rejected { generation: 3, reason: "entrypoint web: address in use".into() },
+        ];
+        for f in frames {
+            assert_eq!(Frame::decode(&f.encode()), Ok(f.clone()), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_input() {
+        let good = Frame::Applied { generation: 1 }.encode();
+        let mut v2 = good.clone();
+        v2[4] = 2;
+        let mut kind = good.clone();
+        kind[6] = 99;
+        let mut long = good.clone();
+        long[16] = 10;
+        let cases: [(&str, &[u8], FrameError); 5] = [
+            ("empty", &[], FrameError::Truncated { got: 0, need: HEADER_LEN }),
+            ("bad magic", b"HTTP/1.1 200 OK\r\n\r\n...", FrameError::BadMagic),
+            ("newer version", &v2, FrameError::UnsupportedVersion { got: 2, supported: 1 }),
+            ("unknown kind", &kind, FrameError::UnknownKind(99)),
+            (
+                "length beyond datagram",
+                &long,
+                FrameError::Truncated { got: HEADER_LEN, need: HEADER_LEN + 10 },
+            ),
+        ];
+        for (name, bytes, want) in cases {
+            assert_eq!(Frame::decode(bytes), Err(want), "case {name}");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! weir-proto: the contract between the control plane (`weir`) and the data plane
+//! (`weir-dataplane`). It owns the snapshot types, the rule-language parser and its priority
+//! function, the frame codec, and the Unix-socket/memfd helpers that carry snapshots.
+//! It must stay free of tokio, monoio and kube: both planes link it.
+#![warn(missing_docs)]
+
+pub mod channel;
+pub mod frame;
+pub mod rule;
+pub mod snapshot;
+
+pub use frame::{Frame, FrameError, FRAME_VERSION};
+pub use snapshot::Snapshot;
