@@ -6,6 +6,7 @@
 
 pub mod channel;
 pub mod frame;
+pub mod net;
 pub mod rule;
 pub mod snapshot;
 

@@ -1,0 +1,142 @@
+//! Command-line options of `weir-dataplane` (it is normally started by `weir`).
+
+use std::path::PathBuf;
+
+/// Usage text.
+pub const HELP: &str = "\
+weir-dataplane: serves the snapshots that `weir` sends.
+
+Options:
+  --socket PATH      control socket to listen on (required)
+  --workers N        worker threads (default: number of CPUs)
+  --cpus LIST        CPUs to pin workers to, e.g. 0,1 or 0-3 (default: 0..workers)
+  --log.level LEVEL  error|warn|info|debug|trace (default: info; RUST_LOG wins)
+";
+
+/// Parsed options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Args {
+    /// Control socket path.
+    pub socket: PathBuf,
+    /// Number of workers.
+    pub workers: usize,
+    /// CPUs to pin to.
+    pub cpus: Option<Vec<usize>>,
+    /// Log filter.
+    pub log_level: String,
+}
+
+/// Bad command line.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ArgsError {
+    /// `--help` was asked for.
+    #[error("help requested")]
+    Help,
+    /// An option needs a value.
+    #[error("option {0} needs a value")]
+    MissingValue(String),
+    /// A value does not parse.
+    #[error("option {option}: bad value {value:?}")]
+    BadValue {
+        /// The option.
+        option: String,
+        /// The value.
+        value: String,
+    },
+    /// An unknown option.
+    #[error("unknown option {0}")]
+    Unknown(String),
+    /// No socket given.
+    #[error("--socket is required")]
+    NoSocket,
+}
+
+impl Args {
+    /// Parses `--key value` and `--key=value` forms.
+    pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, ArgsError> {
+        let mut socket = None;
+        let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut cpus = None;
+        let mut log_level = "info".to_string();
+        while let Some(arg) = it.next() {
+            let (key, inline) = match arg.split_once('=') {
+                Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
+                None => (arg.to_ascii_lowercase(), None),
+            };
+            if key == "--help" || key == "-h" {
+                return Err(ArgsError::Help);
+            }
+            let mut value =
+                || inline.clone().or_else(|| it.next()).ok_or_else(|| ArgsError::MissingValue(key.clone()));
+            let bad = |v: &str| ArgsError::BadValue { option: key.clone(), value: v.to_string() };
+            match key.as_str() {
+                "--socket" => socket = Some(PathBuf::from(value()?)),
+                "--workers" => {
+                    let v = value()?;
+                    workers = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad(&v))?;
+                }
+                "--cpus" => {
+                    let v = value()?;
+                    cpus = Some(parse_cpus(&v).ok_or_else(|| bad(&v))?);
+                }
+                "--log.level" => log_level = value()?.to_ascii_lowercase(),
+                _ => return Err(ArgsError::Unknown(arg)),
+            }
+        }
+        Ok(Args { socket: socket.ok_or(ArgsError::NoSocket)?, workers, cpus, log_level })
+    }
+}
+
+/// `0,2,4-6` → `[0, 2, 4, 5, 6]`.
+fn parse_cpus(s: &str) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+                if a > b {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.trim().parse().ok()?),
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Args, ArgsError> {
+        Args::parse(s.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn options() {
+        let a = parse("--socket /s --workers 3 --cpus=0,2-3 --LOG.LEVEL=DEBUG").expect("valid");
+        assert_eq!(a.socket, PathBuf::from("/s"));
+        assert_eq!(a.workers, 3);
+        assert_eq!(a.cpus, Some(vec![0, 2, 3]));
+        assert_eq!(a.log_level, "debug");
+        let cases = [
+            ("no socket", "--workers 1", ArgsError::NoSocket),
+            (
+                "zero workers",
+                "--socket /s --workers 0",
+                ArgsError::BadValue { option: "--workers".into(), value: "0".into() },
+            ),
+            (
+                "bad cpus",
+                "--socket /s --cpus 3-1",
+                ArgsError::BadValue { option: "--cpus".into(), value: "3-1".into() },
+            ),
+            ("missing value", "--socket", ArgsError::MissingValue("--socket".into())),
+            ("unknown", "--socket /s --bogus", ArgsError::Unknown("--bogus".into())),
+        ];
+        for (name, line, want) in cases {
+            assert_eq!(parse(line), Err(want), "case {name}");
+        }
+    }
+}

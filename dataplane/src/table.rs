@@ -1,0 +1,288 @@
+//! The runtime routing table, built once per snapshot off the hot path and shared read-only
+//! by every worker (`Arc<Table>`). Building validates the snapshot: a snapshot whose pieces do
+//! not fit together is rejected whole and the previous table keeps serving.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use weir_proto::net::Cidr;
+use weir_proto::rule::Expr;
+use weir_proto::snapshot::{ServiceKind, Snapshot};
+
+use crate::router::{matches, RequestInfo};
+
+/// Index of a service in [`Table::services`].
+pub type ServiceId = usize;
+
+/// Why a snapshot cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// A router names a service the snapshot does not define.
+    #[error("router {router}: service {service} is not defined")]
+    MissingService {
+        /// Router name.
+        router: String,
+        /// Missing service name.
+        service: String,
+    },
+    /// A weighted service names a child the snapshot does not define.
+    #[error("service {parent}: child service {child} is not defined")]
+    MissingChild {
+        /// Parent service.
+        parent: String,
+        /// Missing child.
+        child: String,
+    },
+    /// Weighted services refer to each other in a loop.
+    #[error("service {0}: weighted services form a cycle")]
+    Cycle(String),
+    /// Two entrypoints share a name or an address.
+    #[error("entrypoint {0}: duplicate name or address")]
+    DuplicateEntryPoint(String),
+    /// A trusted IP that does not parse.
+    #[error("entrypoint {entrypoint}: {source}")]
+    TrustedIp {
+        /// Entrypoint name.
+        entrypoint: String,
+        /// Parse error.
+        source: weir_proto::net::CidrError,
+    },
+}
+
+/// One backend server.
+#[derive(Debug)]
+pub struct Server {
+    /// Address to connect to.
+    pub address: SocketAddr,
+    /// Relative weight.
+    pub weight: u32,
+}
+
+/// A compiled service.
+#[derive(Debug)]
+pub enum Service {
+    /// Balances over servers.
+    LoadBalancer {
+        /// Servers; empty means 503.
+        servers: Vec<Server>,
+        /// Forward the client's Host header.
+        pass_host_header: bool,
+    },
+    /// Weighted round robin over child services.
+    Weighted(Vec<(ServiceId, u32)>),
+}
+
+/// A router ready for matching.
+#[derive(Debug)]
+pub struct Router {
+    /// Router name, for logs.
+    pub name: String,
+    /// Parsed rule.
+    pub expr: Expr,
+    /// Priority (higher first).
+    pub priority: i64,
+    /// Target service.
+    pub service: ServiceId,
+}
+
+/// An entrypoint's routers (sorted) and forwarded-header trust.
+#[derive(Debug)]
+pub struct EntryPointTable {
+    /// Trust every peer's forwarded headers.
+    pub trust_all: bool,
+    /// Peers whose forwarded headers are kept.
+    pub trusted: Vec<Cidr>,
+    /// Routers by descending priority (ties: by name, for determinism).
+    pub routers: Vec<Router>,
+}
+
+impl EntryPointTable {
+    /// The first router whose rule matches.
+    pub fn route(&self, req: &RequestInfo<'_>) -> Option<&Router> {
+        self.routers.iter().find(|r| matches(&r.expr, req))
+    }
+
+    /// Whether forwarded headers from `peer` are kept.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        self.trust_all || self.trusted.iter().any(|c| c.contains(peer))
+    }
+}
+
+/// Everything a worker needs to serve one generation.
+#[derive(Debug)]
+pub struct Table {
+    /// Entrypoints, by name.
+    pub entrypoints: HashMap<String, EntryPointTable>,
+    /// Services by id.
+    pub services: Vec<Service>,
+    /// Service names by id (stable across generations: per-worker state is keyed by them).
+    pub service_names: Vec<String>,
+}
+
+impl Table {
+    /// Builds and validates the table for a snapshot.
+    pub fn build(snapshot: &Snapshot) -> Result<Table, TableError> {
+        let ids: HashMap<&str, ServiceId> =
+            snapshot.services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+        let mut services = Vec::with_capacity(snapshot.services.len());
+        for s in &snapshot.services {
+            services.push(match &s.kind {
+                ServiceKind::LoadBalancer(lb) => Service::LoadBalancer {
+                    servers: lb
+                        .servers
+                        .iter()
+                        .map(|v| Server { address: v.address, weight: v.weight })
+                        .collect(),
+                    pass_host_header: lb.pass_host_header,
+                },
+                ServiceKind::Weighted(children) => Service::Weighted(
+                    children
+                        .iter()
+                        .map(|c| {
+                            ids.get(c.service.as_str()).map(|id| (*id, c.weight)).ok_or_else(|| {
+                                TableError::MissingChild { parent: s.name.clone(), child: c.service.clone() }
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+            });
+        }
+        check_acyclic(&services, &snapshot.services)?;
+
+        let mut entrypoints = HashMap::new();
+        let mut addresses = std::collections::HashSet::new();
+        for ep in &snapshot.entrypoints {
+            if !addresses.insert(ep.address) || entrypoints.contains_key(&ep.name) {
+                return Err(TableError::DuplicateEntryPoint(ep.name.clone()));
+            }
+            let trusted = ep
+                .forwarded_headers
+                .trusted_ips
+                .iter()
+                .map(|s| Cidr::parse(s))
+                .collect::<Result<_, _>>()
+                .map_err(|source| TableError::TrustedIp { entrypoint: ep.name.clone(), source })?;
+            entrypoints.insert(
+                ep.name.clone(),
+                EntryPointTable { trust_all: ep.forwarded_headers.insecure, trusted, routers: Vec::new() },
+            );
+        }
+        for r in &snapshot.routers {
+            let service = *ids.get(r.service.as_str()).ok_or_else(|| TableError::MissingService {
+                router: r.name.clone(),
+                service: r.service.clone(),
+            })?;
+            for ep in &r.entrypoints {
+                // A router on an entrypoint that does not exist is simply not served there.
+                if let Some(t) = entrypoints.get_mut(ep) {
+                    t.routers.push(Router {
+                        name: r.name.clone(),
+                        expr: r.expr.clone(),
+                        priority: r.priority,
+                        service,
+                    });
+                }
+            }
+        }
+        for t in entrypoints.values_mut() {
+            t.routers.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.name.cmp(&b.name)));
+        }
+        Ok(Table {
+            entrypoints,
+            services,
+            service_names: snapshot.services.iter().map(|s| s.name.clone()).collect(),
+        })
+    }
+}
+
+fn check_acyclic(services: &[Service], defs: &[weir_proto::snapshot::Service]) -> Result<(), TableError> {
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    fn visit(id: ServiceId, services: &[Service], state: &mut [u8]) -> Result<(), ServiceId> {
+        match state[id] {
+            1 => return Err(id),
+            2 => return Ok(()),
+            _ => {}
+        }
+        state[id] = 1;
+        if let Service::Weighted(children) = &services[id] {
+            for (child, _) in children {
+                visit(*child, services, state)?;
+            }
+        }
+        state[id] = 2;
+        Ok(())
+    }
+    let mut state = vec![0u8; services.len()];
+    for id in 0..services.len() {
+        visit(id, services, &mut state).map_err(|bad| TableError::Cycle(defs[bad].name.clone()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_proto::snapshot::{self as s, EntryPoint, ForwardedHeaders, LoadBalancer, WeightedService};
+
+    fn snapshot() -> Snapshot {
+        let router = |name: &str, rule: &str, priority: i64| s::Router {
+            name: name.into(),
+            entrypoints: vec!["web".into()],
+            rule: rule.into(),
+            expr: weir_proto::rule::parse(rule).expect("valid rule"),
+            priority,
+            service: "lb".into(),
+        };
+        Snapshot {
+            generation: 1,
+            entrypoints: vec![EntryPoint {
+                name: "web".into(),
+                address: "127.0.0.1:1".parse().expect("addr"),
+                forwarded_headers: ForwardedHeaders::default(),
+            }],
+            routers: vec![router("low", "PathPrefix(`/`)", 1), router("high", "PathPrefix(`/api`)", 100)],
+            services: vec![s::Service {
+                name: "lb".into(),
+                kind: ServiceKind::LoadBalancer(LoadBalancer { servers: vec![], pass_host_header: true }),
+            }],
+        }
+    }
+
+    #[test]
+    fn routes_by_priority() {
+        let t = Table::build(&snapshot()).expect("valid");
+        let ep = &t.entrypoints["web"];
+        let route = |path| ep.route(&RequestInfo { host: "h", path }).map(|r| r.name.as_str());
+        assert_eq!(route("/api/x"), Some("high"));
+        assert_eq!(route("/other"), Some("low"));
+    }
+
+    #[test]
+    fn rejects_inconsistent_snapshots() {
+        let mut missing = snapshot();
+        missing.routers[0].service = "nope".into();
+        let mut cycle = snapshot();
+        for (name, child) in [("a", "b"), ("b", "a")] {
+            cycle.services.push(s::Service {
+                name: name.into(),
+                kind: ServiceKind::Weighted(vec![WeightedService { service: child.into(), weight: 1 }]),
+            });
+        }
+        let mut dup = snapshot();
+        let mut ep = dup.entrypoints[0].clone();
+        ep.name = "other".into();
+        dup.entrypoints.push(ep);
+        let mut bad_ip = snapshot();
+        bad_ip.entrypoints[0].forwarded_headers.trusted_ips = vec!["nope".into()];
+        let cases = [
+            ("missing service", missing, "not defined"),
+            ("cycle", cycle, "cycle"),
+            ("duplicate address", dup, "duplicate"),
+            ("bad trusted ip", bad_ip, "not an IP"),
+        ];
+        for (name, snap, want) in cases {
+            let err = Table::build(&snap).expect_err(name).to_string();
+            assert!(err.contains(want), "case {name}: {err}");
+        }
+    }
+}
