@@ -1,0 +1,196 @@
+//! Compiles the store and the static configuration into a `Snapshot` (without generation; the
+//! publisher numbers it), in a deterministic order so that identical configuration compares
+//! equal and is not published again (Traefik: "skipping same configuration").
+
+use weir_proto::snapshot::EntryPoint;
+use weir_proto::Snapshot;
+
+use crate::config::StaticConfig;
+use crate::status::{Problem, ProblemLog};
+use crate::store::ObjectStore;
+use crate::translate::{self, ServiceOptions, TranslateOptions};
+
+/// What compiling needs from the static configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Entrypoints, sorted by name.
+    pub entrypoints: Vec<EntryPoint>,
+    /// Translation options.
+    pub translate: TranslateOptions,
+}
+
+impl CompileOptions {
+    /// Derives the options from the static configuration.
+    pub fn from_config(config: &StaticConfig) -> CompileOptions {
+        let mut entrypoints: Vec<EntryPoint> = config.entrypoints.iter().map(|e| e.to_snapshot()).collect();
+        entrypoints.sort_by(|a, b| a.name.cmp(&b.name));
+        let names: Vec<String> = entrypoints.iter().map(|e| e.name.clone()).collect();
+        // Traefik: routers without entrypoints attach to the `asDefault` ones, else to all.
+        let mut defaults: Vec<String> =
+            config.entrypoints.iter().filter(|e| e.as_default).map(|e| e.name.clone()).collect();
+        if defaults.is_empty() {
+            defaults = names.clone();
+        }
+        defaults.sort();
+        CompileOptions {
+            entrypoints,
+            translate: TranslateOptions {
+                entrypoints: names,
+                default_entrypoints: defaults,
+                services: ServiceOptions {
+                    allow_cross_namespace: config.crd.allow_cross_namespace,
+                    allow_empty_services: config.crd.allow_empty_services,
+                },
+            },
+        }
+    }
+}
+
+/// A compiled snapshot and the problems met on the way.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The snapshot, generation 0.
+    pub snapshot: Snapshot,
+    /// Problems, in the order met.
+    pub problems: Vec<Problem>,
+}
+
+/// Compiles everything in `store`.
+pub fn compile(store: &ObjectStore, options: &CompileOptions) -> Compiled {
+    let translation = translate::translate(store, &options.translate);
+    let snapshot = Snapshot {
+        generation: 0,
+        entrypoints: options.entrypoints.clone(),
+        // BTreeMaps: sorted by name.
+        routers: translation.routers.into_values().collect(),
+        services: translation.services.into_values().collect(),
+    };
+    Compiled { snapshot, problems: translation.problems }
+}
+
+/// Compiles on every change, logs new problems once, and drops unchanged snapshots.
+#[derive(Debug)]
+pub struct Compiler {
+    options: CompileOptions,
+    last: Option<Snapshot>,
+    problems: ProblemLog,
+}
+
+impl Compiler {
+    /// A compiler that has published nothing yet.
+    pub fn new(options: CompileOptions) -> Compiler {
+        Compiler { options, last: None, problems: ProblemLog::default() }
+    }
+
+    /// Compiles `store`; returns the snapshot when it differs from the previous one.
+    pub fn update(&mut self, store: &ObjectStore) -> Option<Snapshot> {
+        let compiled = compile(store, &self.options);
+        self.problems.report(compiled.problems);
+        if self.last.as_ref() == Some(&compiled.snapshot) {
+            tracing::info!("skipping same configuration");
+            return None;
+        }
+        tracing::info!(
+            entrypoints = compiled.snapshot.entrypoints.len(),
+            routers = compiled.snapshot.routers.len(),
+            services = compiled.snapshot.services.len(),
+            "configuration compiled"
+        );
+        self.last = Some(compiled.snapshot.clone());
+        Some(compiled.snapshot)
+    }
+
+    /// Problems of the latest compile (for a future API).
+    pub fn problems(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.current()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse, Command, Environment};
+    use crate::source::manifests::parse_file;
+
+    fn options(args: &[&str]) -> CompileOptions {
+        let env = Environment { xdg_runtime_dir: None, euid: 0, exe_dir: None };
+        let args = args.iter().copied().chain(["--manifests=/m"]);
+        match parse(args, &env) {
+            Ok(Command::Run { config, .. }) => CompileOptions::from_config(&config),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_entrypoints() {
+        let cases: [(&[&str], &[&str], &[&str]); 3] = [
+            (&[], &["http"], &["http"]),
+            (
+                &["--entryPoints.web.address=:80", "--entryPoints.admin.address=:90"],
+                &["admin", "web"],
+                &["admin", "web"],
+            ),
+            (
+                &[
+                    "--entryPoints.web.address=:80",
+                    "--entryPoints.admin.address=:90",
+                    "--entryPoints.web.asDefault",
+                ],
+                &["admin", "web"],
+                &["web"],
+            ),
+        ];
+        for (args, all, defaults) in cases {
+            let o = options(args);
+            assert_eq!(o.translate.entrypoints, all, "{args:?}");
+            assert_eq!(o.translate.default_entrypoints, defaults, "{args:?}");
+            assert_eq!(o.entrypoints.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), all);
+        }
+    }
+
+    #[test]
+    fn same_configuration_is_skipped() {
+        let yaml = "\
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: web}
+spec:
+  routes:
+  - {match: 'Host(`a`)', services: [{name: a, port: 80}]}
+  - {match: 'Host(`b`)', services: [{name: a, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: a-1, labels: {kubernetes.io/service-name: a}}
+addressType: IPv4
+ports: [{port: 8080}]
+endpoints: [{addresses: [10.0.0.2]}, {addresses: [10.0.0.1]}]
+";
+        let store = |text: &str| {
+            let mut problems = Vec::new();
+            let mut s = ObjectStore::new();
+            for o in parse_file(std::path::Path::new("t.yaml"), text, &mut problems) {
+                s.insert(o);
+            }
+            assert!(problems.is_empty(), "{problems:?}");
+            s
+        };
+        let mut compiler = Compiler::new(options(&[]));
+        let first = compiler.update(&store(yaml)).expect("first snapshot");
+        assert_eq!(first.routers.len(), 2);
+        assert_eq!(first.services.len(), 1);
+        // Same objects, endpoints listed in another order: the same snapshot.
+        let reordered = yaml.replace(
+            "[{addresses: [10.0.0.2]}, {addresses: [10.0.0.1]}]",
+            "[{addresses: [10.0.0.1]}, {addresses: [10.0.0.2]}]",
+        );
+        assert!(compiler.update(&store(&reordered)).is_none());
+        let changed = yaml.replace("10.0.0.2", "10.0.0.3");
+        assert!(compiler.update(&store(&changed)).is_some());
+    }
+}

@@ -1,0 +1,46 @@
+//! `weir --help`: every option weir understands, with its default.
+
+use super::Environment;
+
+/// The help text, with defaults computed for this environment.
+pub fn text(env: &Environment) -> String {
+    format!(
+        "\
+weir — Kubernetes ingress controller reading Traefik's CRDs (control plane)
+
+USAGE:
+    weir --manifests DIR [OPTIONS]
+
+Traefik static configuration (keys are case-insensitive; written --key=value, a bare --key means true):
+    --entryPoints.<name>.address=[host]:port[/tcp]
+                         Listen address of entrypoint <name> (`:port` = all IPv4 addresses).
+                         Default when no entrypoint is configured: http on :80
+    --entryPoints.<name>.asDefault[=BOOL]
+                         Attach routers that name no entrypoint here (default false; when no
+                         entrypoint has it, such routers attach to all entrypoints)
+    --entryPoints.<name>.forwardedHeaders.trustedIPs=IP|CIDR,...
+                         Peers whose X-Forwarded-* headers are kept (default none)
+    --entryPoints.<name>.forwardedHeaders.insecure[=BOOL]
+                         Keep X-Forwarded-* headers from every peer (default false)
+    --providers.kubernetesCRD[=BOOL]
+                         Accepted; the Kubernetes API watcher is not built yet (use --manifests)
+    --providers.kubernetesCRD.allowCrossNamespace[=BOOL]
+                         Allow IngressRoutes to reference Services in other namespaces (default false)
+    --providers.kubernetesCRD.allowEmptyServices[=BOOL]
+                         Serve routes whose Service has no ready endpoint, answering 503
+                         (default false: such routes are disabled)
+    --log.level=LEVEL    TRACE, DEBUG, INFO, WARN or ERROR (default INFO; without it RUST_LOG is honoured)
+
+weir options (also written --key VALUE):
+    --manifests DIR      Read Kubernetes objects from the YAML files under DIR and watch it (required)
+    --socket PATH        Control socket of the data plane (default {socket})
+    --dataplane PATH     Data plane binary started when none listens (default {dataplane})
+    --workers N          Worker threads of a data plane weir starts (default: its own)
+    --cpus LIST          CPUs for a data plane weir starts, e.g. 0-3,6 (default: its own)
+    -h, --help           Print this help
+    --version            Print the version
+",
+        socket = env.default_socket().display(),
+        dataplane = env.default_dataplane().display(),
+    )
+}

@@ -1,0 +1,194 @@
+//! Table-driven tests of the command-line forms.
+
+use super::*;
+
+fn env() -> Environment {
+    Environment { xdg_runtime_dir: None, euid: 1000, exe_dir: Some(PathBuf::from("/opt/weir/bin")) }
+}
+
+fn run(args: &[&str]) -> Result<(StaticConfig, Vec<String>), ConfigError> {
+    match parse(args.iter().copied(), &env())? {
+        Command::Run { config, warnings } => Ok((*config, warnings)),
+        other => panic!("expected a run configuration, got {other:?}"),
+    }
+}
+
+fn ep(name: &str, addr: &str) -> EntryPointConfig {
+    EntryPointConfig {
+        name: name.into(),
+        address: addr.parse().expect("test address"),
+        as_default: false,
+        forwarded_headers: ForwardedHeaders::default(),
+    }
+}
+
+#[test]
+fn entrypoints() {
+    let cases: Vec<(&str, Vec<&str>, Vec<EntryPointConfig>)> = vec![
+        ("none gives implicit http on :80", vec![], vec![ep("http", "0.0.0.0:80")]),
+        ("camel case key", vec!["--entryPoints.web.address=:8000"], vec![ep("web", "0.0.0.0:8000")]),
+        ("lower case key", vec!["--entrypoints.web.address=:8000"], vec![ep("web", "0.0.0.0:8000")]),
+        ("name keeps its case", vec!["--ENTRYPOINTS.Web.ADDRESS=:8000"], vec![ep("Web", "0.0.0.0:8000")]),
+        (
+            "sorted by name",
+            vec!["--entryPoints.web.address=127.0.0.1:8000", "--entryPoints.admin.address=[::1]:9000/tcp"],
+            vec![ep("admin", "[::1]:9000"), ep("web", "127.0.0.1:8000")],
+        ),
+        (
+            "later value wins",
+            vec!["--entryPoints.web.address=:1", "--entryPoints.web.address=:2"],
+            vec![ep("web", "0.0.0.0:2")],
+        ),
+        (
+            "asDefault bare and forwarded headers",
+            vec![
+                "--entryPoints.web.address=:80",
+                "--entryPoints.web.asDefault",
+                "--entryPoints.web.forwardedHeaders.trustedIPs=10.0.0.0/8,127.0.0.1",
+                "--entrypoints.web.forwardedheaders.insecure=false",
+            ],
+            vec![EntryPointConfig {
+                as_default: true,
+                forwarded_headers: ForwardedHeaders {
+                    insecure: false,
+                    trusted_ips: vec!["10.0.0.0/8".into(), "127.0.0.1".into()],
+                },
+                ..ep("web", "0.0.0.0:80")
+            }],
+        ),
+    ];
+    for (name, mut args, want) in cases {
+        args.extend(["--manifests", "/m"]);
+        let (config, warnings) = run(&args).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(config.entrypoints, want, "{name}");
+        assert!(warnings.is_empty(), "{name}: {warnings:?}");
+    }
+}
+
+#[test]
+fn options_and_defaults() {
+    let (c, _) = run(&["--manifests=/m"]).expect("minimal");
+    assert_eq!(c.manifests, PathBuf::from("/m"));
+    assert_eq!(c.socket, PathBuf::from("/tmp/weir-1000/dataplane.sock"));
+    assert_eq!(c.dataplane, PathBuf::from("/opt/weir/bin/weir-dataplane"));
+    assert_eq!((c.workers, c.cpus, c.log_level), (None, None, None));
+    assert_eq!(c.crd, CrdProviderConfig::default());
+
+    let (c, _) = run(&[
+        "--manifests",
+        "/m",
+        "--socket",
+        "/run/s.sock",
+        "--dataplane=/bin/dp",
+        "--workers",
+        "2",
+        "--cpus=0-1",
+        "--log.level=debug",
+        "--providers.kubernetesCRD",
+        "--providers.kubernetescrd.allowCrossNamespace=true",
+        "--Providers.KubernetesCRD.AllowEmptyServices",
+    ])
+    .expect("full");
+    assert_eq!(c.socket, PathBuf::from("/run/s.sock"));
+    assert_eq!(c.dataplane, PathBuf::from("/bin/dp"));
+    assert_eq!((c.workers, c.cpus.as_deref(), c.log_level), (Some(2), Some("0-1"), Some(LogLevel::Debug)));
+    assert_eq!(
+        c.crd,
+        CrdProviderConfig { enabled: true, allow_cross_namespace: true, allow_empty_services: true }
+    );
+
+    let with_xdg = Environment { xdg_runtime_dir: Some("/run/user/1000".into()), ..env() };
+    assert_eq!(with_xdg.default_socket(), PathBuf::from("/run/user/1000/weir/dataplane.sock"));
+}
+
+#[test]
+fn unknown_options_warn_once_each() {
+    let (c, warnings) = run(&[
+        "--manifests=/m",
+        "--entrypoints.web.address=:80",
+        "--entryPoints.web.http.tls=true",
+        "--api.insecure",
+    ])
+    .expect("parses");
+    assert_eq!(c.entrypoints, vec![ep("web", "0.0.0.0:80")]);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("--entryPoints.web.http.tls"), "{warnings:?}");
+    assert!(warnings[1].contains("--api.insecure"), "{warnings:?}");
+}
+
+#[test]
+fn errors_name_the_option() {
+    let cases: Vec<(&str, Vec<&str>, ConfigError)> = vec![
+        ("no source", vec![], ConfigError::NoSource),
+        ("crd provider alone", vec!["--providers.kubernetescrd"], ConfigError::NoSource),
+        (
+            "positional",
+            vec!["--manifests=/m", "serve"],
+            ConfigError::UnexpectedArgument { arg: "serve".into() },
+        ),
+        ("missing own value", vec!["--manifests"], ConfigError::MissingValue { key: "manifests".into() }),
+        (
+            "own value must not be an option",
+            vec!["--socket", "--manifests=/m"],
+            ConfigError::MissingValue { key: "socket".into() },
+        ),
+        (
+            "udp",
+            vec!["--manifests=/m", "--entryPoints.dns.address=:53/udp"],
+            ConfigError::InvalidValue {
+                key: "entryPoints.dns.address".into(),
+                value: ":53/udp".into(),
+                reason: "UDP entrypoints are not supported yet".into(),
+            },
+        ),
+        (
+            "bad bool",
+            vec!["--manifests=/m", "--providers.kubernetesCRD.allowEmptyServices=yes"],
+            ConfigError::InvalidValue {
+                key: "providers.kubernetesCRD.allowEmptyServices".into(),
+                value: "yes".into(),
+                reason: "expected true or false".into(),
+            },
+        ),
+        (
+            "bare log level",
+            vec!["--manifests=/m", "--log.level"],
+            ConfigError::InvalidValue {
+                key: "log.level".into(),
+                value: "true".into(),
+                reason: "expected one of TRACE, DEBUG, INFO, WARN, ERROR".into(),
+            },
+        ),
+        (
+            "entrypoint without address",
+            vec!["--manifests=/m", "--entryPoints.web.address=:80", "--entryPoints.Web.asDefault"],
+            ConfigError::MissingAddress { entrypoint: "Web".into() },
+        ),
+        (
+            "zero workers",
+            vec!["--manifests=/m", "--workers=0"],
+            ConfigError::InvalidValue {
+                key: "workers".into(),
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            },
+        ),
+    ];
+    for (name, args, want) in cases {
+        assert_eq!(run(&args).map(|_| ()), Err(want), "{name}");
+    }
+}
+
+#[test]
+fn help_and_version() {
+    for args in [&["--help"][..], &["-h"], &["--manifests=/m", "--HELP"]] {
+        match parse(args.iter().copied(), &env()) {
+            Ok(Command::Help(text)) => {
+                assert!(text.contains("--entryPoints.<name>.address"), "{text}");
+                assert!(text.contains("/tmp/weir-1000/dataplane.sock"), "{text}");
+            }
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+    assert_eq!(parse(["--version"], &env()), Ok(Command::Version));
+}

@@ -1,0 +1,141 @@
+//! Why a router is disabled: one variant per cause, naming the object at fault. The `Display`
+//! text is what the log and (later) the API show.
+
+use weir_proto::rule::{RuleError, MAX_USER_PRIORITY};
+
+/// A reason to disable one router.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TranslateError {
+    /// `kind` other than `Rule`.
+    #[error("route kind `{0}` is not supported (expected Rule)")]
+    RouteKind(String),
+    /// `match` missing or empty.
+    #[error("match is empty")]
+    EmptyMatch,
+    /// `syntax` other than v3.
+    #[error("rule syntax `{0}` is not supported yet (only v3)")]
+    Syntax(String),
+    /// The rule does not parse.
+    #[error("invalid rule `{rule}`: {source}")]
+    InvalidRule {
+        /// The rule as written.
+        rule: String,
+        /// Parser error.
+        source: RuleError,
+    },
+    /// Priority above what Traefik reserves for users.
+    #[error("priority {0} is above the maximum user priority {MAX_USER_PRIORITY}")]
+    PriorityTooHigh(i64),
+    /// `spec.tls` is set.
+    #[error("TLS is not supported yet")]
+    TlsNotSupported,
+    /// `spec.parentRefs` is set.
+    #[error("parentRefs are not supported yet")]
+    ParentRefsNotSupported,
+    /// Route or service middlewares are set; serving without them (e.g. auth) would be unsafe.
+    #[error("middlewares are not supported yet")]
+    MiddlewaresNotSupported,
+    /// None of the named entrypoints exists.
+    #[error("no valid entrypoint: {} not defined", .names.join(", "))]
+    NoEntryPoints {
+        /// The names the route asked for.
+        names: Vec<String>,
+    },
+    /// The route lists no service.
+    #[error("route has no services")]
+    NoServices,
+    /// A `kind: TraefikService` reference.
+    #[error("service `{name}`: TraefikService references are not supported yet")]
+    TraefikServiceNotSupported {
+        /// Referenced name.
+        name: String,
+    },
+    /// A service kind Traefik does not know.
+    #[error("service `{name}`: unknown kind `{kind}` (expected Service or TraefikService)")]
+    UnknownServiceKind {
+        /// Referenced name.
+        name: String,
+        /// The kind as written.
+        kind: String,
+    },
+    /// `name@provider` reference.
+    #[error("service `{name}`: cross-provider references are not supported yet")]
+    CrossProvider {
+        /// Referenced name.
+        name: String,
+    },
+    /// Reference into another namespace while that is not allowed.
+    #[error(
+        "service {namespace}/{name}: reference from namespace {from} is not allowed \
+         (--providers.kubernetesCRD.allowCrossNamespace is false)"
+    )]
+    CrossNamespace {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        name: String,
+        /// Namespace of the IngressRoute.
+        from: String,
+    },
+    /// Service reference without a port.
+    #[error("service {namespace}/{name}: port is required")]
+    MissingPort {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        name: String,
+    },
+    /// The Service does not exist.
+    #[error("service {namespace}/{name} not found")]
+    MissingService {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        name: String,
+    },
+    /// ExternalName service (Traefik: allowExternalNameServices defaults to false).
+    #[error("service {namespace}/{name}: ExternalName services are not allowed")]
+    ExternalName {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        name: String,
+    },
+    /// The Service has no such port.
+    #[error("service port not found: {namespace}/{name} has no port {port}")]
+    PortNotFound {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        name: String,
+        /// The port as written.
+        port: String,
+    },
+    /// `scheme` other than http, https, h2c.
+    #[error("service {namespace}/{name}: invalid scheme `{scheme}` (expected http, https or h2c)")]
+    InvalidScheme {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        name: String,
+        /// The scheme as written.
+        scheme: String,
+    },
+    /// No serving endpoint and allowEmptyServices is false.
+    #[error("no endpoints for service {namespace}/{name}")]
+    NoEndpoints {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        name: String,
+    },
+    /// Negative or oversized weight.
+    #[error("service `{name}`: invalid weight {weight}")]
+    InvalidWeight {
+        /// Referenced name.
+        name: String,
+        /// The weight as written.
+        weight: i64,
+    },
+}

@@ -1,0 +1,195 @@
+//! IngressRoute → routers and services, route by route, as Traefik's CRD provider does: one
+//! router per route (named from the rule's hash), one load balancer per referenced Service
+//! port, a weighted service when a route lists several. A route that cannot be served exactly
+//! as Traefik would serve it is disabled with a reason; the other routes are unaffected.
+
+use weir_proto::rule::{self, default_priority, MAX_USER_PRIORITY};
+use weir_proto::snapshot::{Router, Service, ServiceKind, WeightedService};
+
+use super::error::TranslateError;
+use super::{names, service, TranslateOptions, Translation};
+use crate::objects::{IngressRoute, Route, ServiceRef};
+use crate::status::{Problem, Severity, Subject};
+use crate::store::ObjectStore;
+
+const KIND: &str = "IngressRoute";
+/// Traefik's ingress-class annotation (deprecated in favour of `spec.ingressClassName`).
+const INGRESS_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+
+/// Translates every route of `ir` into `out`.
+pub fn translate(ir: &IngressRoute, store: &ObjectStore, options: &TranslateOptions, out: &mut Translation) {
+    let namespace = ir.metadata.namespace();
+    let name = ir.metadata.name.as_str();
+    if let Some(class) = foreign_ingress_class(ir) {
+        out.problems.push(Problem::object(
+            Severity::Info,
+            KIND,
+            namespace,
+            name,
+            format!("ingress class `{class}` is not handled by this controller; ignored"),
+        ));
+        return;
+    }
+    for (index, route) in ir.spec.routes.iter().enumerate() {
+        let router_name = names::router_name(namespace, name, &route.match_);
+        let problem = |severity, message| Problem {
+            severity,
+            subject: Subject::Route {
+                kind: KIND.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+                route: index,
+                router: router_name.clone(),
+            },
+            message,
+        };
+        let mut warnings = Vec::new();
+        match translate_route(ir, route, &router_name, store, options, &mut warnings) {
+            Ok((router, services)) => {
+                for service in services {
+                    if out.services.get(&service.name).is_some_and(|old| *old != service) {
+                        warnings.push(format!(
+                            "service {} is also generated, differently, by another route; this route's \
+                             definition wins",
+                            service.name
+                        ));
+                    }
+                    out.services.insert(service.name.clone(), service);
+                }
+                // Traefik: two identical rules in one IngressRoute share a router name; the later wins.
+                out.routers.insert(router_name.clone(), router);
+            }
+            Err(err) => out.problems.push(problem(Severity::Error, err.to_string())),
+        }
+        out.problems.extend(warnings.into_iter().map(|w| problem(Severity::Warning, w)));
+    }
+}
+
+/// Traefik with no `ingressClass` configured handles objects of class "" or "traefik" only.
+fn foreign_ingress_class(ir: &IngressRoute) -> Option<&str> {
+    let class = ir
+        .spec
+        .ingress_class_name
+        .as_deref()
+        .or_else(|| ir.metadata.annotations.get(INGRESS_CLASS_ANNOTATION).map(String::as_str))?;
+    (!class.is_empty() && class != "traefik").then_some(class)
+}
+
+fn translate_route(
+    ir: &IngressRoute,
+    route: &Route,
+    router_name: &str,
+    store: &ObjectStore,
+    options: &TranslateOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(Router, Vec<Service>), TranslateError> {
+    let namespace = ir.metadata.namespace();
+    if let Some(kind) = route.kind.as_deref().filter(|k| *k != "Rule") {
+        return Err(TranslateError::RouteKind(kind.into()));
+    }
+    if route.match_.is_empty() {
+        return Err(TranslateError::EmptyMatch);
+    }
+    if let Some(syntax) = route.syntax.as_deref().filter(|s| !s.is_empty() && *s != "v3") {
+        return Err(TranslateError::Syntax(syntax.into()));
+    }
+    let expr = rule::parse(&route.match_)
+        .map_err(|source| TranslateError::InvalidRule { rule: route.match_.clone(), source })?;
+    let priority = match route.priority {
+        None | Some(0) => default_priority(&route.match_),
+        Some(p) if p > MAX_USER_PRIORITY => return Err(TranslateError::PriorityTooHigh(p)),
+        Some(p) => p,
+    };
+    // Traefik: `spec.tls` makes the routers TLS-only; serving them in clear text would be wrong.
+    if ir.spec.tls.is_some() {
+        return Err(TranslateError::TlsNotSupported);
+    }
+    if !ir.spec.parent_refs.is_empty() {
+        return Err(TranslateError::ParentRefsNotSupported);
+    }
+    if !route.middlewares.is_empty() || route.services.iter().any(|s| !s.middlewares.is_empty()) {
+        return Err(TranslateError::MiddlewaresNotSupported);
+    }
+    let entrypoints = entrypoints(&ir.spec.entry_points, options, warnings)?;
+
+    let mut resolved = Vec::with_capacity(route.services.len());
+    for sref in &route.services {
+        match sref.kind.as_deref() {
+            None | Some("") | Some("Service") => {}
+            Some("TraefikService") => {
+                return Err(TranslateError::TraefikServiceNotSupported { name: sref.name.clone() })
+            }
+            Some(other) => {
+                return Err(TranslateError::UnknownServiceKind {
+                    name: sref.name.clone(),
+                    kind: other.into(),
+                })
+            }
+        }
+        let weight = weight(sref)?;
+        let r = service::resolve(store, namespace, sref, options.services)?;
+        resolved.push((r, weight));
+    }
+    let (service_name, services) = match resolved.len() {
+        0 => return Err(TranslateError::NoServices),
+        1 => {
+            let (r, _) = resolved.remove(0);
+            (r.name.clone(), vec![Service { name: r.name, kind: ServiceKind::LoadBalancer(r.load_balancer) }])
+        }
+        _ => {
+            // Traefik: several services become a weighted round robin named like the router.
+            let children = resolved
+                .iter()
+                .map(|(r, weight)| WeightedService { service: r.name.clone(), weight: *weight });
+            let weighted =
+                Service { name: router_name.to_string(), kind: ServiceKind::Weighted(children.collect()) };
+            let mut services = vec![weighted];
+            services.extend(
+                resolved
+                    .into_iter()
+                    .map(|(r, _)| Service { name: r.name, kind: ServiceKind::LoadBalancer(r.load_balancer) }),
+            );
+            (router_name.to_string(), services)
+        }
+    };
+    let router = Router {
+        name: router_name.to_string(),
+        entrypoints,
+        rule: route.match_.clone(),
+        expr,
+        priority,
+        service: service_name,
+    };
+    Ok((router, services))
+}
+
+/// The route's entrypoints: those named (undefined ones dropped with a warning), else the
+/// default set.
+fn entrypoints(
+    named: &[String],
+    options: &TranslateOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, TranslateError> {
+    if named.is_empty() {
+        return Ok(options.default_entrypoints.clone());
+    }
+    let mut valid = Vec::with_capacity(named.len());
+    for name in named {
+        if options.entrypoints.contains(name) {
+            valid.push(name.clone());
+        } else {
+            warnings.push(format!("entrypoint `{name}` is not defined; the router is not attached to it"));
+        }
+    }
+    if valid.is_empty() {
+        return Err(TranslateError::NoEntryPoints { names: named.to_vec() });
+    }
+    valid.sort();
+    valid.dedup();
+    Ok(valid)
+}
+
+fn weight(sref: &ServiceRef) -> Result<u32, TranslateError> {
+    let w = sref.weight.unwrap_or(1);
+    u32::try_from(w).map_err(|_| TranslateError::InvalidWeight { name: sref.name.clone(), weight: w })
+}
