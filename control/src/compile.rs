@@ -41,6 +41,7 @@ impl CompileOptions {
                     allow_cross_namespace: config.crd.allow_cross_namespace,
                     allow_empty_services: config.crd.allow_empty_services,
                 },
+                default_rule_syntax: config.default_rule_syntax,
             },
         }
     }

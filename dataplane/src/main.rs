@@ -2,13 +2,7 @@
 //! control socket, with one pinned monoio worker per core. Links neither tokio nor kube.
 #![forbid(unsafe_code)]
 
-mod args;
-mod control;
-mod http;
-mod lb;
-mod router;
-mod table;
-mod worker;
+use weir_dataplane::{args, control, worker};
 
 use anyhow::Context as _;
 

@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use weir_proto::net::Cidr;
-use weir_proto::rule::Expr;
 use weir_proto::snapshot::{ServiceKind, Snapshot};
 
-use crate::router::{matches, RequestInfo};
+use crate::router::{CompiledExpr, IndexedRouter, RequestInfo, RouterIndex};
 
 /// Index of a service in [`Table::services`].
 pub type ServiceId = usize;
@@ -39,6 +38,14 @@ pub enum TableError {
     /// Two entrypoints share a name or an address.
     #[error("entrypoint {0}: duplicate name or address")]
     DuplicateEntryPoint(String),
+    /// A rule the data plane cannot compile.
+    #[error("router {router}: {source}")]
+    Rule {
+        /// Router name.
+        router: String,
+        /// Why.
+        source: crate::router::CompileError,
+    },
     /// A trusted IP that does not parse.
     #[error("entrypoint {entrypoint}: {source}")]
     TrustedIp {
@@ -72,19 +79,6 @@ pub enum Service {
     Weighted(Vec<(ServiceId, u32)>),
 }
 
-/// A router ready for matching.
-#[derive(Debug)]
-pub struct Router {
-    /// Router name, for logs.
-    pub name: String,
-    /// Parsed rule.
-    pub expr: Expr,
-    /// Priority (higher first).
-    pub priority: i64,
-    /// Target service.
-    pub service: ServiceId,
-}
-
 /// An entrypoint's routers (sorted) and forwarded-header trust.
 #[derive(Debug)]
 pub struct EntryPointTable {
@@ -92,14 +86,20 @@ pub struct EntryPointTable {
     pub trust_all: bool,
     /// Peers whose forwarded headers are kept.
     pub trusted: Vec<Cidr>,
-    /// Routers by descending priority (ties: by name, for determinism).
-    pub routers: Vec<Router>,
+    /// Routers for cleartext requests, indexed.
+    pub http: RouterIndex<ServiceId>,
+    /// Routers for requests that arrived over TLS, indexed.
+    pub https: RouterIndex<ServiceId>,
 }
 
 impl EntryPointTable {
-    /// The first router whose rule matches.
-    pub fn route(&self, req: &RequestInfo<'_>) -> Option<&Router> {
-        self.routers.iter().find(|r| matches(&r.expr, req))
+    /// The router that handles the request, if any, from the TLS or the cleartext table.
+    pub fn route(&self, req: &RequestInfo<'_>, tls: bool) -> Option<&IndexedRouter<ServiceId>> {
+        if tls {
+            self.https.route(req)
+        } else {
+            self.http.route(req)
+        }
     }
 
     /// Whether forwarded headers from `peer` are kept.
@@ -164,9 +164,15 @@ impl Table {
                 .map_err(|source| TableError::TrustedIp { entrypoint: ep.name.clone(), source })?;
             entrypoints.insert(
                 ep.name.clone(),
-                EntryPointTable { trust_all: ep.forwarded_headers.insecure, trusted, routers: Vec::new() },
+                EntryPointTable {
+                    trust_all: ep.forwarded_headers.insecure,
+                    trusted,
+                    http: RouterIndex::default(),
+                    https: RouterIndex::default(),
+                },
             );
         }
+        let mut per_ep: HashMap<(&str, bool), Vec<IndexedRouter<ServiceId>>> = HashMap::new();
         for r in &snapshot.routers {
             let service = *ids.get(r.service.as_str()).ok_or_else(|| TableError::MissingService {
                 router: r.name.clone(),
@@ -174,18 +180,22 @@ impl Table {
             })?;
             for ep in &r.entrypoints {
                 // A router on an entrypoint that does not exist is simply not served there.
-                if let Some(t) = entrypoints.get_mut(ep) {
-                    t.routers.push(Router {
+                if entrypoints.contains_key(ep) {
+                    let expr = CompiledExpr::compile(&r.expr)
+                        .map_err(|source| TableError::Rule { router: r.name.clone(), source })?;
+                    per_ep.entry((ep.as_str(), r.tls)).or_default().push(IndexedRouter {
                         name: r.name.clone(),
-                        expr: r.expr.clone(),
                         priority: r.priority,
-                        service,
+                        expr,
+                        target: service,
                     });
                 }
             }
         }
-        for t in entrypoints.values_mut() {
-            t.routers.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.name.cmp(&b.name)));
+        for ((ep, tls), routers) in per_ep {
+            if let Some(t) = entrypoints.get_mut(ep) {
+                *(if tls { &mut t.https } else { &mut t.http }) = RouterIndex::new(routers);
+            }
         }
         Ok(Table {
             entrypoints,
@@ -232,6 +242,7 @@ mod tests {
             expr: weir_proto::rule::parse(rule).expect("valid rule"),
             priority,
             service: "lb".into(),
+            tls: false,
         };
         Snapshot {
             generation: 1,
@@ -252,7 +263,18 @@ mod tests {
     fn routes_by_priority() {
         let t = Table::build(&snapshot()).expect("valid");
         let ep = &t.entrypoints["web"];
-        let route = |path| ep.route(&RequestInfo { host: "h", path }).map(|r| r.name.as_str());
+        let headers = http::HeaderMap::new();
+        let route = |path| {
+            let req = RequestInfo {
+                host: "h",
+                path,
+                method: &http::Method::GET,
+                headers: &headers,
+                query: None,
+                client_ip: [127, 0, 0, 1].into(),
+            };
+            ep.route(&req, false).map(|r| r.name.as_str())
+        };
         assert_eq!(route("/api/x"), Some("high"));
         assert_eq!(route("/other"), Some("low"));
     }

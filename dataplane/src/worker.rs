@@ -74,7 +74,7 @@ impl Generation {
         let mut lb = self.lb.borrow_mut();
         // The tree is acyclic (checked when the table was built), so this terminates.
         loop {
-            let choice = lb[id].next()?;
+            let choice = lb[id].pick()?;
             match &self.table.services[id] {
                 Service::LoadBalancer { servers, pass_host_header } => {
                     return servers.get(choice).map(|s| (s, *pass_host_header));

@@ -78,6 +78,9 @@ pub struct Router {
     pub priority: i64,
     /// Name of the service that handles matching requests.
     pub service: String,
+    /// TLS router: serves only requests that arrived over TLS (Traefik keeps TLS and
+    /// cleartext routers of an entrypoint in separate tables).
+    pub tls: bool,
 }
 
 /// An HTTP service.

@@ -29,6 +29,8 @@ Traefik static configuration (keys are case-insensitive; written --key=value, a 
     --providers.kubernetesCRD.allowEmptyServices[=BOOL]
                          Serve routes whose Service has no ready endpoint, answering 503
                          (default false: such routes are disabled)
+    --core.defaultRuleSyntax=v2|v3
+                         Syntax of rules whose route sets no `syntax` (default v3; v2 is deprecated)
     --log.level=LEVEL    TRACE, DEBUG, INFO, WARN or ERROR (default INFO; without it RUST_LOG is honoured)
 
 weir options (also written --key VALUE):

@@ -14,6 +14,7 @@ pub use entrypoint::{parse_address, EntryPointConfig};
 pub use error::ConfigError;
 pub use value::LogLevel;
 
+use weir_proto::rule::Syntax;
 use weir_proto::snapshot::ForwardedHeaders;
 
 /// Options of the Kubernetes CRD provider that shape translation.
@@ -34,6 +35,8 @@ pub struct StaticConfig {
     pub entrypoints: Vec<EntryPointConfig>,
     /// CRD provider options.
     pub crd: CrdProviderConfig,
+    /// `--core.defaultRuleSyntax`: syntax of rules whose router names none (default v3).
+    pub default_rule_syntax: Syntax,
     /// `--log.level`, when given.
     pub log_level: Option<LogLevel>,
     /// Directory of manifests.
@@ -122,6 +125,7 @@ where
     let mut args = args.into_iter().map(Into::into).peekable();
     let mut entrypoints: BTreeMap<String, EntryPointDraft> = BTreeMap::new();
     let mut crd = CrdProviderConfig::default();
+    let mut default_rule_syntax = Syntax::V3;
     let mut log_level = None;
     let mut manifests = None;
     let mut socket = None;
@@ -166,6 +170,14 @@ where
             "workers" => workers = Some(value::parse_workers(&value).map_err(invalid)?),
             "cpus" => cpus = Some(value::parse_cpus(&value).map_err(invalid)?),
             "log.level" => log_level = Some(value.parse::<LogLevel>().map_err(invalid)?),
+            "core.defaultrulesyntax" => {
+                default_rule_syntax = value::parse_rule_syntax(&value).map_err(invalid)?;
+                if default_rule_syntax == Syntax::V2 {
+                    // Traefik logs the same deprecation at startup.
+                    warnings
+                        .push("v2 rule syntax (--core.defaultRuleSyntax=v2) is deprecated; use v3".into());
+                }
+            }
             "providers.kubernetescrd" => crd.enabled = boolean()?,
             "providers.kubernetescrd.allowcrossnamespace" => {
                 crd.enabled = true;
@@ -215,6 +227,7 @@ where
     let config = StaticConfig {
         entrypoints: eps,
         crd,
+        default_rule_syntax,
         log_level,
         manifests,
         socket: socket.unwrap_or_else(|| env.default_socket()),

@@ -73,6 +73,7 @@ fn options_and_defaults() {
     assert_eq!(c.dataplane, PathBuf::from("/opt/weir/bin/weir-dataplane"));
     assert_eq!((c.workers, c.cpus, c.log_level), (None, None, None));
     assert_eq!(c.crd, CrdProviderConfig::default());
+    assert_eq!(c.default_rule_syntax, Syntax::V3);
 
     let (c, _) = run(&[
         "--manifests",
@@ -96,6 +97,12 @@ fn options_and_defaults() {
         c.crd,
         CrdProviderConfig { enabled: true, allow_cross_namespace: true, allow_empty_services: true }
     );
+
+    let (c, warnings) = run(&["--manifests=/m", "--core.defaultRuleSyntax=v2"]).expect("v2 default");
+    assert_eq!(c.default_rule_syntax, Syntax::V2);
+    assert!(warnings.iter().any(|w| w.contains("deprecated")), "{warnings:?}");
+    let (c, warnings) = run(&["--manifests=/m", "--core.defaultrulesyntax=v3"]).expect("v3 default");
+    assert_eq!((c.default_rule_syntax, warnings.len()), (Syntax::V3, 0));
 
     let with_xdg = Environment { xdg_runtime_dir: Some("/run/user/1000".into()), ..env() };
     assert_eq!(with_xdg.default_socket(), PathBuf::from("/run/user/1000/weir/dataplane.sock"));
@@ -157,6 +164,15 @@ fn errors_name_the_option() {
                 key: "log.level".into(),
                 value: "true".into(),
                 reason: "expected one of TRACE, DEBUG, INFO, WARN, ERROR".into(),
+            },
+        ),
+        (
+            "unknown default rule syntax",
+            vec!["--manifests=/m", "--core.defaultRuleSyntax=V2"],
+            ConfigError::InvalidValue {
+                key: "core.defaultRuleSyntax".into(),
+                value: "V2".into(),
+                reason: "expected v2 or v3".into(),
             },
         ),
         (

@@ -3,6 +3,8 @@
 
 use std::str::FromStr;
 
+use weir_proto::rule::Syntax;
+
 /// Log verbosity, as Traefik's `--log.level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
@@ -54,6 +56,11 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
         _ => Err("expected true or false".into()),
     }
+}
+
+/// `--core.defaultRuleSyntax`: exactly `v2` or `v3`, as Traefik's static configuration checks it.
+pub fn parse_rule_syntax(s: &str) -> Result<Syntax, String> {
+    Syntax::from_name(s).ok_or_else(|| "expected v2 or v3".into())
 }
 
 /// A worker count: a positive integer.
@@ -114,6 +121,15 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(input.parse::<LogLevel>().ok(), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn rule_syntaxes() {
+        let cases =
+            [("v3", Some(Syntax::V3)), ("v2", Some(Syntax::V2)), ("V2", None), ("", None), ("v4", None)];
+        for (input, want) in cases {
+            assert_eq!(parse_rule_syntax(input).ok(), want, "{input:?}");
         }
     }
 

@@ -58,8 +58,9 @@ pub struct Route {
     /// Priority; absent or 0 means the default priority.
     #[serde(default)]
     pub priority: Option<i64>,
-    /// Rule syntax (`v3` default, `v2` deprecated).
-    #[serde(default)]
+    /// Rule syntax (`v3` or `v2`, deprecated in Traefik); absent or empty means
+    /// `--core.defaultRuleSyntax`. `ruleSyntax` (the file provider's spelling) is read too.
+    #[serde(default, alias = "ruleSyntax")]
     pub syntax: Option<String>,
     /// Backends.
     #[serde(default)]

@@ -13,9 +13,6 @@ pub enum TranslateError {
     /// `match` missing or empty.
     #[error("match is empty")]
     EmptyMatch,
-    /// `syntax` other than v3.
-    #[error("rule syntax `{0}` is not supported yet (only v3)")]
-    Syntax(String),
     /// The rule does not parse.
     #[error("invalid rule `{rule}`: {source}")]
     InvalidRule {

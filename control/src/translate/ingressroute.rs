@@ -3,7 +3,7 @@
 //! port, a weighted service when a route lists several. A route that cannot be served exactly
 //! as Traefik would serve it is disabled with a reason; the other routes are unaffected.
 
-use weir_proto::rule::{self, default_priority, MAX_USER_PRIORITY};
+use weir_proto::rule::{self, default_priority, Syntax, MAX_USER_PRIORITY};
 use weir_proto::snapshot::{Router, Service, ServiceKind, WeightedService};
 
 use super::error::TranslateError;
@@ -90,11 +90,10 @@ fn translate_route(
     if route.match_.is_empty() {
         return Err(TranslateError::EmptyMatch);
     }
-    if let Some(syntax) = route.syntax.as_deref().filter(|s| !s.is_empty() && *s != "v3") {
-        return Err(TranslateError::Syntax(syntax.into()));
-    }
-    let expr = rule::parse(&route.match_)
+    let syntax = rule_syntax(route.syntax.as_deref(), options.default_rule_syntax, warnings);
+    let expr = rule::parse_with(&route.match_, syntax)
         .map_err(|source| TranslateError::InvalidRule { rule: route.match_.clone(), source })?;
+    // Traefik: the default priority is the rule's length in bytes, whatever its syntax.
     let priority = match route.priority {
         None | Some(0) => default_priority(&route.match_),
         Some(p) if p > MAX_USER_PRIORITY => return Err(TranslateError::PriorityTooHigh(p)),
@@ -159,8 +158,34 @@ fn translate_route(
         expr,
         priority,
         service: service_name,
+        // Routes with `tls` are refused until TLS termination exists (W5).
+        tls: false,
     };
     Ok((router, services))
+}
+
+/// The syntax a route's rule is parsed with. Traefik: an absent or empty `syntax` takes
+/// `core.defaultRuleSyntax`; a value it has no parser for (`v4`, `V2`, `default`) silently parses
+/// as v3 (`SyntaxParser.parse`). weir does the same, saying so; any explicit value is deprecated.
+fn rule_syntax(named: Option<&str>, default: Syntax, warnings: &mut Vec<String>) -> Syntax {
+    match named {
+        None | Some("") => default,
+        Some(name) => match Syntax::from_name(name) {
+            Some(syntax) => {
+                warnings.push(format!(
+                    "the route's `syntax: {name}` is deprecated in Traefik; rewrite the rule in v3 syntax \
+                     and remove it"
+                ));
+                syntax
+            }
+            None => {
+                warnings.push(format!(
+                    "unknown rule syntax `{name}` (expected v2 or v3); the rule is parsed as v3, as Traefik does"
+                ));
+                Syntax::V3
+            }
+        },
+    }
 }
 
 /// The route's entrypoints: those named (undefined ones dropped with a warning), else the

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 pub use error::TranslateError;
 pub use service::ServiceOptions;
 
+use weir_proto::rule::Syntax;
 use weir_proto::snapshot::{Router, Service};
 
 use crate::status::Problem;
@@ -26,6 +27,8 @@ pub struct TranslateOptions {
     pub default_entrypoints: Vec<String>,
     /// Service resolution options.
     pub services: ServiceOptions,
+    /// Syntax of rules whose route names none (`--core.defaultRuleSyntax`).
+    pub default_rule_syntax: Syntax,
 }
 
 /// Routers and services by name, and the problems met.

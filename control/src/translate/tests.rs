@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use weir_proto::rule::{Expr, Matcher, Syntax};
 use weir_proto::snapshot::ServiceKind;
 
 use super::*;
@@ -358,6 +359,7 @@ fn options(cross: bool, empty: bool) -> TranslateOptions {
         entrypoints: vec!["admin".into(), "web".into()],
         default_entrypoints: vec!["admin".into(), "web".into()],
         services: ServiceOptions { allow_cross_namespace: cross, allow_empty_services: empty },
+        default_rule_syntax: Syntax::V3,
     }
 }
 
@@ -458,5 +460,87 @@ fn foreign_ingress_class_is_skipped() {
         let spec = format!("{class}routes: [{{match: 'Path(`/`)', services: [{{name: single, port: 80}}]}}]");
         let out = translate(&store_with(&ingress_route(&spec)), &options(false, false));
         assert_eq!(out.routers.len(), routers, "{class:?}");
+    }
+}
+
+/// A case, the route's fields, the default syntax, the expression or error, the warning.
+type SyntaxRow = (&'static str, &'static str, Syntax, Result<Expr, &'static str>, Option<&'static str>);
+
+#[test]
+fn rule_syntax_per_route_and_default() {
+    let host = |h: &str| Expr::Matcher(Matcher::Host(h.into()));
+    let v2_hosts = Expr::Or(Box::new(host("a.test")), Box::new(host("b.test")));
+    let cases: [SyntaxRow; 8] = [
+        ("v3 by default", "match: 'Host(`a.test`)'", Syntax::V3, Ok(host("a.test")), None),
+        (
+            "v2 per route",
+            "match: 'Host(`a.test`, `b.test`)', syntax: v2",
+            Syntax::V3,
+            Ok(v2_hosts.clone()),
+            Some("deprecated"),
+        ),
+        (
+            "ruleSyntax alias",
+            "match: 'Host(`a.test`, `b.test`)', ruleSyntax: v2",
+            Syntax::V3,
+            Ok(v2_hosts.clone()),
+            Some("deprecated"),
+        ),
+        ("v2 by default", "match: 'Host(`a.test`, `b.test`)'", Syntax::V2, Ok(v2_hosts.clone()), None),
+        (
+            "empty syntax takes the default",
+            "match: 'Host(`a.test`, `b.test`)', syntax: ''",
+            Syntax::V2,
+            Ok(v2_hosts),
+            None,
+        ),
+        (
+            "v3 per route beats a v2 default",
+            "match: 'Host(`a.test`)', syntax: v3",
+            Syntax::V2,
+            Ok(host("a.test")),
+            Some("deprecated"),
+        ),
+        (
+            "v2 rule under v3 is disabled",
+            "match: 'Host(`a.test`, `b.test`)'",
+            Syntax::V3,
+            Err("Host takes 1 argument, got 2"),
+            None,
+        ),
+        (
+            "unknown syntax parses as v3, as Traefik does",
+            "match: 'Host(`a.test`)', syntax: v4",
+            Syntax::V2,
+            Ok(host("a.test")),
+            Some("unknown rule syntax `v4`"),
+        ),
+    ];
+    for (name, fields, default, want, warning) in cases {
+        let spec = format!("routes: [{{{fields}, services: [{{name: single, port: 80}}]}}]");
+        let options = TranslateOptions { default_rule_syntax: default, ..options(false, false) };
+        let out = translate(&store_with(&ingress_route(&spec)), &options);
+        let messages = |severity| -> Vec<&str> {
+            out.problems.iter().filter(|p| p.severity == severity).map(|p| p.message.as_str()).collect()
+        };
+        match want {
+            Ok(expr) => {
+                let router =
+                    out.routers.values().next().unwrap_or_else(|| panic!("{name}: {:?}", out.problems));
+                assert_eq!(router.expr, expr, "{name}");
+                // Traefik: the default priority is the rule's length whatever the syntax.
+                assert_eq!(router.priority, router.rule.len() as i64, "{name}");
+            }
+            Err(reason) => {
+                assert!(out.routers.is_empty(), "{name}");
+                let errors = messages(Severity::Error);
+                assert!(errors.len() == 1 && errors[0].contains(reason), "{name}: {errors:?}");
+            }
+        }
+        let warnings = messages(Severity::Warning);
+        match warning {
+            Some(w) => assert!(warnings.len() == 1 && warnings[0].contains(w), "{name}: {warnings:?}"),
+            None => assert!(warnings.is_empty(), "{name}: {warnings:?}"),
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod forwarded;
 pub mod hop;
+pub mod path;
 pub mod pool;
 pub mod proxy;
 pub mod responses;

@@ -10,7 +10,7 @@ use http::{Request, Response, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
-use super::{forwarded, hop, responses, Body};
+use super::{forwarded, hop, path, responses, Body};
 use crate::router::{canonical_host, RequestInfo};
 use crate::worker::Worker;
 
@@ -36,11 +36,28 @@ pub async fn handle(
         },
     };
     let host = canonical_host(raw_host.as_deref().unwrap_or(""));
-    let info = RequestInfo { host: &host, path: req.uri().path() };
-    let Some(router) = ep.route(&info) else {
+    // Traefik: the entrypoint cleans the path (and the backend gets the cleaned one), then
+    // routes on it with non-reserved escapes decoded; a malformed escape is a 400.
+    let clean_path = path::sanitize(req.uri().path()).into_owned();
+    let query = req.uri().query().map(str::to_owned);
+    if !query.as_deref().is_none_or(path::valid_escapes) {
+        return Ok(responses::bad_request());
+    }
+    let Ok(routing_path) = path::routing_path(&clean_path) else {
+        return Ok(responses::bad_request());
+    };
+    let info = RequestInfo {
+        host: &host,
+        path: &routing_path,
+        method: req.method(),
+        headers: req.headers(),
+        query: query.as_deref(),
+        client_ip: peer.ip(),
+    };
+    let Some(router) = ep.route(&info, false) else {
         return Ok(responses::not_found());
     };
-    let Some((server, pass_host_header)) = generation.pick(router.service) else {
+    let Some((server, pass_host_header)) = generation.pick(router.target) else {
         return Ok(responses::no_available_server());
     };
     let addr = server.address;
@@ -71,7 +88,10 @@ pub async fn handle(
         }
     }
     // Backends get origin-form targets over HTTP/1.1.
-    let origin = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let origin = match &query {
+        Some(q) => format!("{clean_path}?{q}"),
+        None => clean_path,
+    };
     match origin.parse::<Uri>() {
         Ok(u) => *req.uri_mut() = u,
         Err(_) => return Ok(responses::bad_request()),

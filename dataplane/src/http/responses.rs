@@ -36,7 +36,10 @@ pub fn bad_gateway() -> Response<Body> {
     text(StatusCode::BAD_GATEWAY, "Bad Gateway", false)
 }
 
-/// The request cannot be routed (malformed host or target).
+/// The request cannot be routed (malformed host or target). Like Go's server, weir closes
+/// the connection after it: what follows a malformed request cannot be trusted.
 pub fn bad_request() -> Response<Body> {
-    text(StatusCode::BAD_REQUEST, "400 Bad Request", false)
+    let mut resp = text(StatusCode::BAD_REQUEST, "400 Bad Request", false);
+    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }

@@ -24,7 +24,7 @@ impl Wrr {
     }
 
     /// Index of the next candidate, or `None` when every weight is 0 (or there are none).
-    pub fn next(&mut self) -> Option<usize> {
+    pub fn pick(&mut self) -> Option<usize> {
         if self.total <= 0 {
             return None;
         }
@@ -60,7 +60,7 @@ mod tests {
         ];
         for (name, weights, want) in cases {
             let mut w = Wrr::new(weights);
-            let got: Vec<_> = (0..want.len()).map(|_| w.next()).collect();
+            let got: Vec<_> = (0..want.len()).map(|_| w.pick()).collect();
             assert_eq!(got, want, "case {name}");
         }
     }
@@ -70,7 +70,7 @@ mod tests {
         let mut w = Wrr::new([5, 3, 2]);
         let mut counts = [0; 3];
         for _ in 0..100 {
-            counts[w.next().expect("non-zero weights")] += 1;
+            counts[w.pick().expect("non-zero weights")] += 1;
         }
         assert_eq!(counts, [50, 30, 20]);
     }
