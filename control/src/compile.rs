@@ -8,6 +8,7 @@ use weir_proto::Snapshot;
 use crate::config::StaticConfig;
 use crate::status::{Problem, ProblemLog};
 use crate::store::ObjectStore;
+use crate::translate::entrypoints::EntryPointInfo;
 use crate::translate::{self, ServiceOptions, TranslateOptions};
 
 /// What compiling needs from the static configuration.
@@ -40,8 +41,18 @@ impl CompileOptions {
                 services: ServiceOptions {
                     allow_cross_namespace: config.crd.allow_cross_namespace,
                     allow_empty_services: config.crd.allow_empty_services,
+                    allow_external_name_services: config.crd.allow_external_name_services,
+                    native_lb_by_default: config.crd.native_lb_by_default,
                 },
                 default_rule_syntax: config.default_rule_syntax,
+                entrypoint_http: config
+                    .entrypoints
+                    .iter()
+                    .map(|e| {
+                        let info = EntryPointInfo { port: e.address.port(), http: e.http.clone() };
+                        (e.name.clone(), info)
+                    })
+                    .collect(),
             },
         }
     }
@@ -65,6 +76,9 @@ pub fn compile(store: &ObjectStore, options: &CompileOptions) -> Compiled {
         // BTreeMaps: sorted by name.
         routers: translation.routers.into_values().collect(),
         services: translation.services.into_values().collect(),
+        middlewares: translation.middlewares.into_values().collect(),
+        servers_transports: translation.servers_transports,
+        tls: translation.tls,
     };
     Compiled { snapshot, problems: translation.problems }
 }

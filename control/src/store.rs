@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::objects::{EndpointSlice, IngressRoute, Kind, Object, Service};
+use crate::objects::{
+    EndpointSlice, IngressRoute, Kind, Middleware, MiddlewareTcp, Object, Secret, ServersTransport, Service,
+    TraefikService,
+};
 
 type Key = (String, String);
 
@@ -15,7 +18,14 @@ pub struct ObjectStore {
     endpoint_slices: BTreeMap<Key, EndpointSlice>,
     /// (namespace, service name) → slice names.
     slices_by_service: BTreeMap<Key, BTreeSet<String>>,
+    traefik_services: BTreeMap<Key, TraefikService>,
+    servers_transports: BTreeMap<Key, ServersTransport>,
     untranslated: BTreeMap<(Kind, String, String), Object>,
+    middlewares: BTreeMap<Key, Middleware>,
+    middlewares_tcp: BTreeMap<Key, MiddlewareTcp>,
+    secrets: BTreeMap<Key, Secret>,
+    tls_options: BTreeMap<Key, crate::objects::TlsOption>,
+    tls_stores: BTreeMap<Key, crate::objects::TlsStore>,
 }
 
 impl ObjectStore {
@@ -45,6 +55,27 @@ impl ObjectStore {
                 }
                 self.endpoint_slices.insert(key, o);
             }
+            Object::TraefikService(o) => {
+                self.traefik_services.insert(key, o);
+            }
+            Object::ServersTransport(o) => {
+                self.servers_transports.insert(key, o);
+            }
+            Object::Middleware(o) => {
+                self.middlewares.insert(key, o);
+            }
+            Object::MiddlewareTcp(o) => {
+                self.middlewares_tcp.insert(key, o);
+            }
+            Object::Secret(o) => {
+                self.secrets.insert(key, o);
+            }
+            Object::TlsOption(o) => {
+                self.tls_options.insert(key, o);
+            }
+            Object::TlsStore(o) => {
+                self.tls_stores.insert(key, o);
+            }
             o @ Object::Untranslated { .. } => {
                 self.untranslated.insert((kind, key.0, key.1), o);
             }
@@ -71,6 +102,13 @@ impl ObjectStore {
                 }
                 Some(Object::EndpointSlice(slice))
             }
+            Kind::TraefikService => self.traefik_services.remove(&key).map(Object::TraefikService),
+            Kind::ServersTransport => self.servers_transports.remove(&key).map(Object::ServersTransport),
+            Kind::Middleware => self.middlewares.remove(&key).map(Object::Middleware),
+            Kind::MiddlewareTcp => self.middlewares_tcp.remove(&key).map(Object::MiddlewareTcp),
+            Kind::Secret => self.secrets.remove(&key).map(Object::Secret),
+            Kind::TlsOption => self.tls_options.remove(&key).map(Object::TlsOption),
+            Kind::TlsStore => self.tls_stores.remove(&key).map(Object::TlsStore),
             Kind::Untranslated(_) => self.untranslated.remove(&(kind, key.0, key.1)),
         }
     }
@@ -83,6 +121,21 @@ impl ObjectStore {
     /// A Service by namespace and name.
     pub fn service(&self, namespace: &str, name: &str) -> Option<&Service> {
         self.services.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// A TraefikService by namespace and name.
+    pub fn traefik_service(&self, namespace: &str, name: &str) -> Option<&TraefikService> {
+        self.traefik_services.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// A ServersTransport by namespace and name.
+    pub fn servers_transport(&self, namespace: &str, name: &str) -> Option<&ServersTransport> {
+        self.servers_transports.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// ServersTransports sorted by namespace, then name.
+    pub fn servers_transports(&self) -> impl Iterator<Item = &ServersTransport> {
+        self.servers_transports.values()
     }
 
     /// The EndpointSlices of a Service, sorted by slice name.
@@ -98,9 +151,54 @@ impl ObjectStore {
             .filter_map(move |name| self.endpoint_slices.get(&(namespace.to_string(), name.clone())))
     }
 
+    /// Middlewares sorted by namespace, then name.
+    pub fn middlewares(&self) -> impl Iterator<Item = &Middleware> {
+        self.middlewares.values()
+    }
+
+    /// A Middleware by namespace and name.
+    pub fn middleware(&self, namespace: &str, name: &str) -> Option<&Middleware> {
+        self.middlewares.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// MiddlewareTCPs sorted by namespace, then name.
+    pub fn middlewares_tcp(&self) -> impl Iterator<Item = &MiddlewareTcp> {
+        self.middlewares_tcp.values()
+    }
+
+    /// A MiddlewareTCP by namespace and name.
+    pub fn middleware_tcp(&self, namespace: &str, name: &str) -> Option<&MiddlewareTcp> {
+        self.middlewares_tcp.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// TLSOptions sorted by namespace, then name.
+    pub fn tls_options(&self) -> impl Iterator<Item = &crate::objects::TlsOption> {
+        self.tls_options.values()
+    }
+
+    /// TLSStores sorted by namespace, then name.
+    pub fn tls_stores(&self) -> impl Iterator<Item = &crate::objects::TlsStore> {
+        self.tls_stores.values()
+    }
+
+    /// A Secret by namespace and name.
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<&Secret> {
+        self.secrets.get(&(namespace.to_string(), name.to_string()))
+    }
+
     /// Number of objects of every kind.
     pub fn len(&self) -> usize {
-        self.ingress_routes.len() + self.services.len() + self.endpoint_slices.len() + self.untranslated.len()
+        self.ingress_routes.len()
+            + self.services.len()
+            + self.endpoint_slices.len()
+            + self.traefik_services.len()
+            + self.servers_transports.len()
+            + self.untranslated.len()
+            + self.middlewares.len()
+            + self.middlewares_tcp.len()
+            + self.secrets.len()
+            + self.tls_options.len()
+            + self.tls_stores.len()
     }
 
     /// Whether the store holds nothing.

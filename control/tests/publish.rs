@@ -23,9 +23,11 @@ fn snapshot(port: u16) -> Snapshot {
             name: "web".into(),
             address: SocketAddr::from(([127, 0, 0, 1], port)),
             forwarded_headers: ForwardedHeaders::default(),
+            http2_max_concurrent_streams: 250,
         }],
         routers: vec![],
         services: vec![],
+        ..Snapshot::default()
     }
 }
 

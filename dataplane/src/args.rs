@@ -8,6 +8,7 @@ weir-dataplane: serves the snapshots that `weir` sends.
 
 Options:
   --socket PATH      control socket to listen on (required)
+  --state PATH       last applied snapshot, kept across restarts (default: SOCKET with .state)
   --workers N        worker threads (default: number of CPUs)
   --cpus LIST        CPUs to pin workers to, e.g. 0,1 or 0-3 (default: 0..workers)
   --log.level LEVEL  error|warn|info|debug|trace (default: info; RUST_LOG wins)
@@ -18,6 +19,8 @@ Options:
 pub struct Args {
     /// Control socket path.
     pub socket: PathBuf,
+    /// State file for the last applied snapshot.
+    pub state: Option<PathBuf>,
     /// Number of workers.
     pub workers: usize,
     /// CPUs to pin to.
@@ -55,6 +58,7 @@ impl Args {
     /// Parses `--key value` and `--key=value` forms.
     pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, ArgsError> {
         let mut socket = None;
+        let mut state = None;
         let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut cpus = None;
         let mut log_level = "info".to_string();
@@ -71,6 +75,7 @@ impl Args {
             let bad = |v: &str| ArgsError::BadValue { option: key.clone(), value: v.to_string() };
             match key.as_str() {
                 "--socket" => socket = Some(PathBuf::from(value()?)),
+                "--state" => state = Some(PathBuf::from(value()?)),
                 "--workers" => {
                     let v = value()?;
                     workers = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad(&v))?;
@@ -83,7 +88,7 @@ impl Args {
                 _ => return Err(ArgsError::Unknown(arg)),
             }
         }
-        Ok(Args { socket: socket.ok_or(ArgsError::NoSocket)?, workers, cpus, log_level })
+        Ok(Args { socket: socket.ok_or(ArgsError::NoSocket)?, state, workers, cpus, log_level })
     }
 }
 

@@ -1,11 +1,13 @@
 //! The control thread: listens on the control socket, receives snapshots (sealed memfds),
 //! builds tables, opens and closes listeners, hands both to the workers and answers
-//! `applied N` or `rejected N: reason`. A rejected snapshot changes nothing.
+//! `applied N` or `rejected N: reason`. A rejected snapshot changes nothing. Every applied
+//! snapshot is also written (atomically) to a state file, so a restarted data plane serves its
+//! last configuration before the control plane is back.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,12 +24,62 @@ pub struct Control {
     /// Open listeners: entrypoint name → address.
     listeners: HashMap<String, SocketAddr>,
     generation: u64,
+    /// Where the last applied snapshot is kept across restarts.
+    state: Option<PathBuf>,
 }
 
 impl Control {
-    /// Control state over running workers.
-    pub fn new(workers: Vec<WorkerHandle>) -> Control {
-        Control { workers, listeners: HashMap::new(), generation: 0 }
+    /// Control state over running workers, persisting applied snapshots to `state`.
+    pub fn new(workers: Vec<WorkerHandle>, state: Option<PathBuf>) -> Control {
+        Control { workers, listeners: HashMap::new(), generation: 0, state }
+    }
+
+    /// Serves the snapshot persisted by a previous run, if there is one. A missing file is
+    /// normal (first start); an unreadable or invalid one is logged and ignored.
+    pub fn restore(&mut self) {
+        let Some(path) = self.state.clone() else { return };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(state = %path.display(), "cannot read the persisted snapshot: {e}");
+                return;
+            }
+        };
+        let generation = match Snapshot::decode(&bytes) {
+            Ok(s) => s.generation,
+            Err(e) => {
+                tracing::warn!(state = %path.display(), "persisted snapshot ignored: {e}");
+                return;
+            }
+        };
+        match self.apply_bytes(generation, &bytes) {
+            Ok(()) => {
+                tracing::info!(generation, state = %path.display(), "serving persisted generation {generation}")
+            }
+            Err(e) => tracing::warn!(state = %path.display(), "persisted snapshot not applied: {e}"),
+        }
+    }
+
+    /// Writes the snapshot next to its final name, then renames it into place.
+    fn persist(&self, bytes: &[u8]) {
+        let Some(path) = &self.state else { return };
+        let tmp = path.with_extension("tmp");
+        // The snapshot holds private keys (TLS): only our uid may read it. A stale temporary
+        // file would keep its old mode, so it goes first.
+        let _ = std::fs::remove_file(&tmp);
+        let written = std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true),
+            0o600,
+        )
+        .open(&tmp)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, bytes)?;
+            f.sync_all()
+        });
+        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+            tracing::warn!(state = %path.display(), "cannot persist the snapshot: {e}");
+        }
     }
 
     /// Serves the control socket forever, one control-plane connection at a time.
@@ -88,7 +140,13 @@ impl Control {
 
     fn apply(&mut self, generation: u64, size: u64, fd: OwnedFd) -> Result<(), String> {
         let bytes = read_sealed(&fd, size).map_err(|e| e.to_string())?;
-        let snapshot = Snapshot::decode(&bytes).map_err(|e| e.to_string())?;
+        self.apply_bytes(generation, &bytes)?;
+        self.persist(&bytes);
+        Ok(())
+    }
+
+    fn apply_bytes(&mut self, generation: u64, bytes: &[u8]) -> Result<(), String> {
+        let snapshot = Snapshot::decode(bytes).map_err(|e| e.to_string())?;
         if snapshot.generation != generation {
             return Err(format!("frame says generation {generation}, snapshot says {}", snapshot.generation));
         }
@@ -134,6 +192,8 @@ impl Control {
         }
         self.listeners = snapshot.entrypoints.iter().map(|e| (e.name.clone(), e.address)).collect();
         self.generation = generation;
+        // Health checks follow the table now served (one checker per server, see `health`).
+        crate::health::publish(&table.health_targets);
         Ok(())
     }
 }

@@ -5,8 +5,12 @@
 
 pub mod args;
 pub mod control;
+pub mod health;
 pub mod http;
 pub mod lb;
+pub mod middleware;
 pub mod router;
+pub mod service;
 pub mod table;
+pub mod tls;
 pub mod worker;

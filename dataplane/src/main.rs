@@ -33,6 +33,9 @@ fn main() -> anyhow::Result<()> {
         workers.push(worker::spawn(i, cpu, hostname.clone()).context("starting worker")?);
     }
     tracing::info!(workers = args.workers, ?cpus, "weir-dataplane started");
-    control::Control::new(workers).serve(&args.socket).context("control socket")?;
+    let state = args.state.clone().unwrap_or_else(|| args.socket.with_extension("state"));
+    let mut control = control::Control::new(workers, Some(state));
+    control.restore();
+    control.serve(&args.socket).context("control socket")?;
     Ok(())
 }

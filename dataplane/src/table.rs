@@ -3,10 +3,9 @@
 //! not fit together is rejected whole and the previous table keeps serving.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use weir_proto::net::Cidr;
-use weir_proto::snapshot::{ServiceKind, Snapshot};
+use weir_proto::snapshot::Snapshot;
 
 use crate::router::{CompiledExpr, IndexedRouter, RequestInfo, RouterIndex};
 
@@ -46,6 +45,29 @@ pub enum TableError {
         /// Why.
         source: crate::router::CompileError,
     },
+    /// A middleware the data plane cannot build.
+    #[error(transparent)]
+    Middleware(crate::middleware::MiddlewareError),
+    /// A router names a middleware the snapshot does not define.
+    #[error("router {router}: middleware {middleware} is not defined")]
+    MissingMiddleware {
+        /// Router name.
+        router: String,
+        /// Missing middleware name.
+        middleware: String,
+    },
+    /// A servers transport that cannot be built (bad CA or client certificate), or that a
+    /// load balancer names but the snapshot does not define.
+    #[error("serversTransport {name}: {reason}")]
+    Transport {
+        /// Transport name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// TLS cannot be served at all.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsTableError),
     /// A trusted IP that does not parse.
     #[error("entrypoint {entrypoint}: {source}")]
     TrustedIp {
@@ -56,28 +78,7 @@ pub enum TableError {
     },
 }
 
-/// One backend server.
-#[derive(Debug)]
-pub struct Server {
-    /// Address to connect to.
-    pub address: SocketAddr,
-    /// Relative weight.
-    pub weight: u32,
-}
-
-/// A compiled service.
-#[derive(Debug)]
-pub enum Service {
-    /// Balances over servers.
-    LoadBalancer {
-        /// Servers; empty means 503.
-        servers: Vec<Server>,
-        /// Forward the client's Host header.
-        pass_host_header: bool,
-    },
-    /// Weighted round robin over child services.
-    Weighted(Vec<(ServiceId, u32)>),
-}
+pub use crate::service::compiled::{Server, Service};
 
 /// An entrypoint's routers (sorted) and forwarded-header trust.
 #[derive(Debug)]
@@ -90,6 +91,8 @@ pub struct EntryPointTable {
     pub http: RouterIndex<ServiceId>,
     /// Routers for requests that arrived over TLS, indexed.
     pub https: RouterIndex<ServiceId>,
+    /// `http2.maxConcurrentStreams`.
+    pub http2_max_concurrent_streams: u32,
 }
 
 impl EntryPointTable {
@@ -117,6 +120,15 @@ pub struct Table {
     pub services: Vec<Service>,
     /// Service names by id (stable across generations: per-worker state is keyed by them).
     pub service_names: Vec<String>,
+    /// Servers the health checker watches for this table.
+    pub health_targets: Vec<crate::service::compiled::HealthTarget>,
+    /// Compiled middlewares; router chains hold positions in it.
+    pub middlewares: Vec<crate::middleware::Compiled>,
+    /// Middleware chains (positions in `middlewares`, outermost first) of the routers that
+    /// have one, by router name.
+    pub chains: crate::middleware::Chains,
+    /// TLS configurations and SNI mapping (shared with the previous table when unchanged).
+    pub tls: std::sync::Arc<crate::tls::TlsTable>,
 }
 
 impl Table {
@@ -124,30 +136,9 @@ impl Table {
     pub fn build(snapshot: &Snapshot) -> Result<Table, TableError> {
         let ids: HashMap<&str, ServiceId> =
             snapshot.services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
-        let mut services = Vec::with_capacity(snapshot.services.len());
-        for s in &snapshot.services {
-            services.push(match &s.kind {
-                ServiceKind::LoadBalancer(lb) => Service::LoadBalancer {
-                    servers: lb
-                        .servers
-                        .iter()
-                        .map(|v| Server { address: v.address, weight: v.weight })
-                        .collect(),
-                    pass_host_header: lb.pass_host_header,
-                },
-                ServiceKind::Weighted(children) => Service::Weighted(
-                    children
-                        .iter()
-                        .map(|c| {
-                            ids.get(c.service.as_str()).map(|id| (*id, c.weight)).ok_or_else(|| {
-                                TableError::MissingChild { parent: s.name.clone(), child: c.service.clone() }
-                            })
-                        })
-                        .collect::<Result<_, _>>()?,
-                ),
-            });
-        }
-        check_acyclic(&services, &snapshot.services)?;
+        // Health flags persist across tables by (service, server URL): see `health`.
+        let compiled = crate::service::compiled::compile(snapshot, &mut crate::health::flag)?;
+        let services = compiled.services;
 
         let mut entrypoints = HashMap::new();
         let mut addresses = std::collections::HashSet::new();
@@ -169,6 +160,7 @@ impl Table {
                     trusted,
                     http: RouterIndex::default(),
                     https: RouterIndex::default(),
+                    http2_max_concurrent_streams: ep.http2_max_concurrent_streams,
                 },
             );
         }
@@ -197,42 +189,51 @@ impl Table {
                 *(if tls { &mut t.https } else { &mut t.http }) = RouterIndex::new(routers);
             }
         }
+        let (middlewares, chains) = middleware_chains(snapshot)?;
         Ok(Table {
             entrypoints,
             services,
             service_names: snapshot.services.iter().map(|s| s.name.clone()).collect(),
+            health_targets: compiled.health_targets,
+            middlewares,
+            chains,
+            tls: crate::tls::TlsTable::build(&snapshot.tls)?,
         })
     }
 }
 
-fn check_acyclic(services: &[Service], defs: &[weir_proto::snapshot::Service]) -> Result<(), TableError> {
-    // 0 = unvisited, 1 = on the current path, 2 = done.
-    fn visit(id: ServiceId, services: &[Service], state: &mut [u8]) -> Result<(), ServiceId> {
-        match state[id] {
-            1 => return Err(id),
-            2 => return Ok(()),
-            _ => {}
-        }
-        state[id] = 1;
-        if let Service::Weighted(children) = &services[id] {
-            for (child, _) in children {
-                visit(*child, services, state)?;
-            }
-        }
-        state[id] = 2;
-        Ok(())
+/// Compiles the snapshot's middlewares and each router's chain.
+fn middleware_chains(
+    snapshot: &Snapshot,
+) -> Result<(Vec<crate::middleware::Compiled>, crate::middleware::Chains), TableError> {
+    let service_id = |name: &str| snapshot.services.iter().position(|s| s.name == name);
+    let compiled =
+        crate::middleware::compile(&snapshot.middlewares, &service_id).map_err(TableError::Middleware)?;
+    let ids: HashMap<&str, usize> =
+        snapshot.middlewares.iter().enumerate().map(|(i, m)| (m.name.as_str(), i)).collect();
+    let mut chains = HashMap::new();
+    for r in snapshot.routers.iter().filter(|r| !r.middlewares.is_empty()) {
+        let chain = r
+            .middlewares
+            .iter()
+            .map(|m| {
+                ids.get(m.as_str()).copied().ok_or_else(|| TableError::MissingMiddleware {
+                    router: r.name.clone(),
+                    middleware: m.clone(),
+                })
+            })
+            .collect::<Result<Box<[usize]>, _>>()?;
+        chains.insert(r.name.clone(), chain);
     }
-    let mut state = vec![0u8; services.len()];
-    for id in 0..services.len() {
-        visit(id, services, &mut state).map_err(|bad| TableError::Cycle(defs[bad].name.clone()))?;
-    }
-    Ok(())
+    Ok((compiled, chains))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_proto::snapshot::{self as s, EntryPoint, ForwardedHeaders, LoadBalancer, WeightedService};
+    use weir_proto::snapshot::{
+        self as s, EntryPoint, ForwardedHeaders, LoadBalancer, ServiceKind, WeightedService,
+    };
 
     fn snapshot() -> Snapshot {
         let router = |name: &str, rule: &str, priority: i64| s::Router {
@@ -243,6 +244,7 @@ mod tests {
             priority,
             service: "lb".into(),
             tls: false,
+            middlewares: vec![],
         };
         Snapshot {
             generation: 1,
@@ -250,12 +252,21 @@ mod tests {
                 name: "web".into(),
                 address: "127.0.0.1:1".parse().expect("addr"),
                 forwarded_headers: ForwardedHeaders::default(),
+                http2_max_concurrent_streams: 250,
             }],
             routers: vec![router("low", "PathPrefix(`/`)", 1), router("high", "PathPrefix(`/api`)", 100)],
             services: vec![s::Service {
                 name: "lb".into(),
-                kind: ServiceKind::LoadBalancer(LoadBalancer { servers: vec![], pass_host_header: true }),
+                kind: ServiceKind::LoadBalancer(LoadBalancer {
+                    servers: vec![],
+                    pass_host_header: true,
+                    sticky: None,
+                    health_check: None,
+                    servers_transport: None,
+                    flush_interval_ms: 100,
+                }),
             }],
+            ..Default::default()
         }
     }
 

@@ -11,13 +11,10 @@ use std::sync::Arc;
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use http::HeaderValue;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use monoio_compat::hyper::{MonoioIo, MonoioTimer};
 
 use crate::http::pool::Pool;
-use crate::lb::wrr::Wrr;
-use crate::table::{Server, Service, ServiceId, Table};
+use crate::service::Balancers;
+use crate::table::Table;
 
 /// A change for one worker.
 pub struct Apply {
@@ -41,54 +38,16 @@ pub struct WorkerHandle {
 pub struct Generation {
     /// Shared routing table.
     pub table: Arc<Table>,
-    lb: RefCell<Vec<Wrr>>,
+    /// This worker's balancing state over the table's services (round-robin positions carry
+    /// over by service name when the weights did not change, so a snapshot that does not
+    /// touch a service does not reset its rotation).
+    pub balancers: Balancers,
 }
 
 impl Generation {
     fn new(table: Arc<Table>, previous: Option<&Generation>) -> Generation {
-        // Carry round-robin positions over by service name when the weights did not change,
-        // so a snapshot that does not touch a service does not reset its rotation.
-        let prev_lb = previous.map(|p| p.lb.borrow());
-        let old: HashMap<&str, &Wrr> = match (previous, &prev_lb) {
-            (Some(p), Some(lb)) => p.table.service_names.iter().map(String::as_str).zip(lb.iter()).collect(),
-            _ => HashMap::new(),
-        };
-        let lb = table
-            .services
-            .iter()
-            .zip(&table.service_names)
-            .map(|(svc, name)| {
-                let weights = weights(svc);
-                match old.get(name.as_str()) {
-                    Some(w) if w.same_weights(weights.iter().copied()) => (*w).clone(),
-                    _ => Wrr::new(weights),
-                }
-            })
-            .collect();
-        Generation { table, lb: RefCell::new(lb) }
-    }
-
-    /// Walks the service tree from `id` to a server, advancing round-robin state.
-    /// `None` when a load balancer on the way has no server (503).
-    pub fn pick(&self, mut id: ServiceId) -> Option<(&Server, bool)> {
-        let mut lb = self.lb.borrow_mut();
-        // The tree is acyclic (checked when the table was built), so this terminates.
-        loop {
-            let choice = lb[id].pick()?;
-            match &self.table.services[id] {
-                Service::LoadBalancer { servers, pass_host_header } => {
-                    return servers.get(choice).map(|s| (s, *pass_host_header));
-                }
-                Service::Weighted(children) => id = children.get(choice)?.0,
-            }
-        }
-    }
-}
-
-fn weights(svc: &Service) -> Vec<u32> {
-    match svc {
-        Service::LoadBalancer { servers, .. } => servers.iter().map(|s| s.weight).collect(),
-        Service::Weighted(children) => children.iter().map(|c| c.1).collect(),
+        let balancers = Balancers::new(&table, previous.map(|p| (&*p.table, &p.balancers)));
+        Generation { table, balancers }
     }
 }
 
@@ -99,6 +58,8 @@ pub struct Worker {
     pub pool: Rc<Pool>,
     /// Value of `X-Forwarded-Server`.
     pub hostname: HeaderValue,
+    /// Rate-limit buckets and in-flight counts of this worker's middlewares.
+    pub middleware_state: crate::middleware::WorkerState,
 }
 
 impl Worker {
@@ -127,12 +88,20 @@ pub fn spawn(index: usize, cpu: Option<usize>, hostname: HeaderValue) -> std::io
 }
 
 async fn run(index: usize, mut rx: mpsc::UnboundedReceiver<Apply>, hostname: HeaderValue) {
-    let empty =
-        Arc::new(Table { entrypoints: HashMap::new(), services: Vec::new(), service_names: Vec::new() });
+    let empty = Arc::new(Table {
+        entrypoints: HashMap::new(),
+        services: Vec::new(),
+        service_names: Vec::new(),
+        health_targets: Vec::new(),
+        middlewares: Vec::new(),
+        chains: HashMap::new(),
+        tls: Arc::default(),
+    });
     let worker = Rc::new(Worker {
         current: RefCell::new(Rc::new(Generation::new(empty, None))),
         pool: Rc::new(Pool::default()),
         hostname,
+        middleware_state: Default::default(),
     });
     let mut listeners: HashMap<String, oneshot::Sender<()>> = HashMap::new();
     while let Some(apply) = rx.next().await {
@@ -178,19 +147,6 @@ async fn accept_loop(
 }
 
 async fn serve(worker: Rc<Worker>, entrypoint: Rc<str>, stream: monoio::net::TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let io = match stream.try_into_poll_io() {
-        Ok(io) => io,
-        Err((e, _)) => {
-            tracing::warn!("cannot drive connection from {peer}: {e}");
-            return;
-        }
-    };
-    let svc = service_fn(move |req| {
-        crate::http::proxy::handle(Rc::clone(&worker), Rc::clone(&entrypoint), peer, req)
-    });
-    let conn = http1::Builder::new().timer(MonoioTimer).serve_connection(MonoioIo::new(io), svc);
-    if let Err(e) = conn.await {
-        tracing::debug!(%peer, "connection ended: {e}");
-    }
+    // TLS or cleartext, HTTP/1.1 or HTTP/2: decided by the connection's first bytes.
+    crate::http::server::serve(worker, entrypoint, stream, peer).await
 }

@@ -193,6 +193,25 @@ impl Weir {
         }
     }
 
+    /// Starts a `weir-dataplane` by hand on weir's socket (as a container restart would),
+    /// in the same process group so it is cleaned up with the rest.
+    pub fn start_dataplane(&self) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.scratch.join("weir.log"))
+            .expect("log file");
+        Command::new(bin_dir().join("weir-dataplane"))
+            .arg("--socket")
+            .arg(self.scratch.join("dataplane.sock"))
+            .args(["--workers", "2"])
+            .stdout(Stdio::from(log.try_clone().expect("log fd")))
+            .stderr(Stdio::from(log))
+            .process_group(self.group as i32)
+            .spawn()
+            .expect("start weir-dataplane")
+    }
+
     /// pid of the data plane: the `weir-dataplane` in our process group.
     pub fn dataplane_pid(&self) -> Option<u32> {
         let group = self.group as i32;

@@ -6,9 +6,12 @@
 
 pub mod channel;
 pub mod frame;
+pub mod middleware;
+pub mod mime;
 pub mod net;
 pub mod rule;
 pub mod snapshot;
+pub mod tls;
 
 pub use frame::{Frame, FrameError, FRAME_VERSION};
 pub use snapshot::Snapshot;

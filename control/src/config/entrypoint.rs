@@ -5,6 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 
 use weir_proto::snapshot::{EntryPoint, ForwardedHeaders};
 
+use super::entrypoint_http::EntryPointHttp;
+
 /// One configured entrypoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryPointConfig {
@@ -16,6 +18,8 @@ pub struct EntryPointConfig {
     pub as_default: bool,
     /// Forwarded-headers trust.
     pub forwarded_headers: ForwardedHeaders,
+    /// `http.*` and `http2.*` options.
+    pub http: EntryPointHttp,
 }
 
 impl EntryPointConfig {
@@ -26,6 +30,7 @@ impl EntryPointConfig {
             address: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80),
             as_default: false,
             forwarded_headers: ForwardedHeaders::default(),
+            http: EntryPointHttp::default(),
         }
     }
 
@@ -35,6 +40,7 @@ impl EntryPointConfig {
             name: self.name.clone(),
             address: self.address,
             forwarded_headers: self.forwarded_headers.clone(),
+            http2_max_concurrent_streams: self.http.max_concurrent_streams,
         }
     }
 }

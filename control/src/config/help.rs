@@ -22,6 +22,15 @@ Traefik static configuration (keys are case-insensitive; written --key=value, a 
                          Peers whose X-Forwarded-* headers are kept (default none)
     --entryPoints.<name>.forwardedHeaders.insecure[=BOOL]
                          Keep X-Forwarded-* headers from every peer (default false)
+    --entryPoints.<name>.http2.maxConcurrentStreams=N
+                         HTTP/2 streams a client may open at once (default 250)
+    --entryPoints.<name>.http.redirections.entryPoint.to=ENTRYPOINT|:PORT
+                         Redirect every request to that entrypoint's port; also .scheme (default
+                         https), .permanent (default true: 301/308, false: 302/307), .priority
+                         (default MaxInt64-1)
+    --entryPoints.<name>.http.tls[=BOOL]
+                         Every router of the entrypoint is a TLS router; also .options=TLSOPTION
+                         (<ns>-<name>) and .certResolver (ACME is not supported: reported)
     --providers.kubernetesCRD[=BOOL]
                          Accepted; the Kubernetes API watcher is not built yet (use --manifests)
     --providers.kubernetesCRD.allowCrossNamespace[=BOOL]
@@ -29,6 +38,11 @@ Traefik static configuration (keys are case-insensitive; written --key=value, a 
     --providers.kubernetesCRD.allowEmptyServices[=BOOL]
                          Serve routes whose Service has no ready endpoint, answering 503
                          (default false: such routes are disabled)
+    --providers.kubernetesCRD.allowExternalNameServices[=BOOL]
+                         Allow references to ExternalName Services (default false)
+    --providers.kubernetesCRD.nativeLBByDefault[=BOOL]
+                         Balance to Services' ClusterIP instead of their endpoints, unless a
+                         reference says nativeLB: false (default false)
     --core.defaultRuleSyntax=v2|v3
                          Syntax of rules whose route sets no `syntax` (default v3; v2 is deprecated)
     --log.level=LEVEL    TRACE, DEBUG, INFO, WARN or ERROR (default INFO; without it RUST_LOG is honoured)

@@ -3,6 +3,7 @@
 //! pure (the environment comes in as a value) so every form is unit-tested.
 
 mod entrypoint;
+mod entrypoint_http;
 mod error;
 mod help;
 mod value;
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use entrypoint::{parse_address, EntryPointConfig};
+pub use entrypoint_http::{EntryPointHttp, EntryPointTls, Redirection};
 pub use error::ConfigError;
 pub use value::LogLevel;
 
@@ -26,6 +28,10 @@ pub struct CrdProviderConfig {
     pub allow_cross_namespace: bool,
     /// A Service without endpoints still yields a (503-answering) load balancer.
     pub allow_empty_services: bool,
+    /// ExternalName Services may be referenced.
+    pub allow_external_name_services: bool,
+    /// References balance to the ClusterIP unless they say `nativeLB: false`.
+    pub native_lb_by_default: bool,
 }
 
 /// The complete static configuration of a `weir` run.
@@ -111,6 +117,7 @@ struct EntryPointDraft {
     address: Option<std::net::SocketAddr>,
     as_default: bool,
     forwarded_headers: ForwardedHeaders,
+    http: entrypoint_http::HttpDraft,
 }
 
 /// weir's own options that take a value and may be written `--key VALUE`.
@@ -187,6 +194,14 @@ where
                 crd.enabled = true;
                 crd.allow_empty_services = boolean()?;
             }
+            "providers.kubernetescrd.allowexternalnameservices" => {
+                crd.enabled = true;
+                crd.allow_external_name_services = boolean()?;
+            }
+            "providers.kubernetescrd.nativelbbydefault" => {
+                crd.enabled = true;
+                crd.native_lb_by_default = boolean()?;
+            }
             _ => match entrypoint_option(&key) {
                 Some((name, option)) => {
                     let draft = entrypoints.entry(name.to_string()).or_default();
@@ -200,6 +215,7 @@ where
                             draft.forwarded_headers.trusted_ips =
                                 entrypoint::parse_trusted_ips(&value).map_err(invalid)?
                         }
+                        EntryPointOption::Http(k) => draft.http.set(k, &value).map_err(invalid)?,
                     }
                 }
                 None => {
@@ -219,6 +235,7 @@ where
             address,
             as_default: draft.as_default,
             forwarded_headers: draft.forwarded_headers,
+            http: draft.http.finish(),
         });
     }
     if eps.is_empty() {
@@ -245,6 +262,7 @@ enum EntryPointOption {
     AsDefault,
     ForwardedInsecure,
     ForwardedTrustedIps,
+    Http(entrypoint_http::HttpKey),
 }
 
 /// Splits `entryPoints.<name>.<option>` into the name (case kept) and a supported option.
@@ -259,7 +277,7 @@ fn entrypoint_option(key: &str) -> Option<(&str, EntryPointOption)> {
         "asdefault" => EntryPointOption::AsDefault,
         "forwardedheaders.insecure" => EntryPointOption::ForwardedInsecure,
         "forwardedheaders.trustedips" => EntryPointOption::ForwardedTrustedIps,
-        _ => return None,
+        other => EntryPointOption::Http(entrypoint_http::HttpKey::from_lower(other)?),
     };
     Some((name, option))
 }

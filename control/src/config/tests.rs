@@ -19,6 +19,7 @@ fn ep(name: &str, addr: &str) -> EntryPointConfig {
         address: addr.parse().expect("test address"),
         as_default: false,
         forwarded_headers: ForwardedHeaders::default(),
+        http: Default::default(),
     }
 }
 
@@ -95,7 +96,12 @@ fn options_and_defaults() {
     assert_eq!((c.workers, c.cpus.as_deref(), c.log_level), (Some(2), Some("0-1"), Some(LogLevel::Debug)));
     assert_eq!(
         c.crd,
-        CrdProviderConfig { enabled: true, allow_cross_namespace: true, allow_empty_services: true }
+        CrdProviderConfig {
+            enabled: true,
+            allow_cross_namespace: true,
+            allow_empty_services: true,
+            ..CrdProviderConfig::default()
+        }
     );
 
     let (c, warnings) = run(&["--manifests=/m", "--core.defaultRuleSyntax=v2"]).expect("v2 default");
@@ -113,13 +119,13 @@ fn unknown_options_warn_once_each() {
     let (c, warnings) = run(&[
         "--manifests=/m",
         "--entrypoints.web.address=:80",
-        "--entryPoints.web.http.tls=true",
+        "--entryPoints.web.http3=true",
         "--api.insecure",
     ])
     .expect("parses");
     assert_eq!(c.entrypoints, vec![ep("web", "0.0.0.0:80")]);
     assert_eq!(warnings.len(), 2, "{warnings:?}");
-    assert!(warnings[0].contains("--entryPoints.web.http.tls"), "{warnings:?}");
+    assert!(warnings[0].contains("--entryPoints.web.http3"), "{warnings:?}");
     assert!(warnings[1].contains("--api.insecure"), "{warnings:?}");
 }
 

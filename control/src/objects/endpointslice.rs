@@ -59,9 +59,10 @@ pub struct EndpointConditions {
 }
 
 impl EndpointConditions {
-    /// Whether the endpoint may receive traffic: `serving`, else `ready`, else true.
+    /// Whether the endpoint may receive traffic. Traefik reads `serving` alone (absent means
+    /// true; `ready` is not consulted): a terminating endpoint that still serves is kept.
     pub fn is_serving(&self) -> bool {
-        self.serving.or(self.ready).unwrap_or(true)
+        self.serving.unwrap_or(true)
     }
 }
 

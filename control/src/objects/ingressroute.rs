@@ -36,13 +36,25 @@ pub struct IngressRouteSpec {
     pub parent_refs: Vec<ObjectRef>,
 }
 
-/// `spec.tls`; kept loose because only its presence matters for now.
+/// `spec.tls`: present → the routers are TLS-only.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressRouteTls {
-    /// Kubernetes TLS secret.
+    /// Kubernetes TLS secret (same namespace); its certificate joins the default store.
     #[serde(default)]
     pub secret_name: Option<String>,
+    /// TLSOption reference; absent means the `default` option.
+    #[serde(default)]
+    pub options: Option<ObjectRef>,
+    /// TLSStore reference; only `default` exists.
+    #[serde(default)]
+    pub store: Option<ObjectRef>,
+    /// ACME resolver name (ACME is not supported: reported, the route still serves).
+    #[serde(default)]
+    pub cert_resolver: Option<String>,
+    /// Domains for ACME.
+    #[serde(default)]
+    pub domains: Vec<serde_yaml_ng::Value>,
 }
 
 /// One route of an IngressRoute.
@@ -108,4 +120,33 @@ pub struct ServiceRef {
     /// Service-level middlewares.
     #[serde(default)]
     pub middlewares: Vec<ObjectRef>,
+    /// Balance to the Service's ClusterIP instead of its endpoints (default: the provider's
+    /// `nativeLBByDefault`).
+    #[serde(default, rename = "nativeLB")]
+    pub native_lb: Option<bool>,
+    /// Balance to the node ports of a NodePort Service.
+    #[serde(default, rename = "nodePortLB")]
+    pub node_port_lb: Option<bool>,
+    /// Servers load-balancing strategy (`wrr`, `p2c`, `hrw`, `leasttime`; `RoundRobin` is an
+    /// alias of `wrr`).
+    #[serde(default)]
+    pub strategy: Option<String>,
+    /// `responseForwarding.flushInterval`.
+    #[serde(default)]
+    pub response_forwarding: Option<super::service_spec::ResponseForwarding>,
+    /// ServersTransport by name (`<name>` in the same namespace, or `name@provider`).
+    #[serde(default)]
+    pub servers_transport: Option<String>,
+    /// Sticky sessions.
+    #[serde(default)]
+    pub sticky: Option<super::service_spec::Sticky>,
+    /// Active health check (ExternalName services only).
+    #[serde(default)]
+    pub health_check: Option<super::service_spec::HealthCheckSpec>,
+    /// Passive health check (ExternalName services only; Traefik 3.6+).
+    #[serde(default)]
+    pub passive_health_check: Option<serde_json::Value>,
+    /// Percentage of requests copied to this service, when it is a mirror.
+    #[serde(default)]
+    pub percent: Option<i64>,
 }

@@ -5,29 +5,32 @@
 mod endpointslice;
 mod ingressroute;
 mod meta;
+pub mod middleware;
+mod secret;
+mod serverstransport;
 mod service;
+mod service_spec;
+mod tls;
+mod traefikservice;
 
 pub use endpointslice::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice, SERVICE_NAME_LABEL};
 pub use ingressroute::{IngressRoute, IngressRouteSpec, IngressRouteTls, ObjectRef, Route, ServiceRef};
 pub use meta::{IntOrString, ObjectMeta, DEFAULT_NAMESPACE};
+pub use middleware::{Middleware, MiddlewareSpec, MiddlewareTcp, MiddlewareTcpSpec};
+pub use secret::{Secret, SecretDataError};
+pub use serverstransport::{ForwardingTimeouts, RootCa, ServersTransport, ServersTransportSpec};
 pub use service::{Service, ServicePort, ServiceSpec};
+pub use service_spec::{Cookie, HealthCheckSpec, ResponseForwarding, Sticky};
+pub use tls::{ClientAuthSpec, SecretRef, TlsOption, TlsOptionSpec, TlsStore, TlsStoreSpec};
+pub use traefikservice::{Mirroring, TraefikService, TraefikServiceSpec, Weighted};
 
 /// The Traefik API groups whose CRDs weir reads. `traefik.containo.us` is Traefik v2's group,
 /// accepted as an alias (Traefik v3 itself no longer watches it).
 pub const TRAEFIK_API_VERSIONS: [&str; 2] = ["traefik.io/v1alpha1", "traefik.containo.us/v1alpha1"];
 
 /// Traefik CRD kinds that are stored but not translated yet.
-pub const UNTRANSLATED_TRAEFIK_KINDS: [&str; 9] = [
-    "IngressRouteTCP",
-    "IngressRouteUDP",
-    "Middleware",
-    "MiddlewareTCP",
-    "TraefikService",
-    "TLSOption",
-    "TLSStore",
-    "ServersTransport",
-    "ServersTransportTCP",
-];
+pub const UNTRANSLATED_TRAEFIK_KINDS: [&str; 3] =
+    ["IngressRouteTCP", "IngressRouteUDP", "ServersTransportTCP"];
 
 /// The kinds of object the store keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,6 +41,20 @@ pub enum Kind {
     Service,
     /// `discovery.k8s.io/v1` EndpointSlice.
     EndpointSlice,
+    /// `traefik.io/v1alpha1` Middleware.
+    Middleware,
+    /// `traefik.io/v1alpha1` MiddlewareTCP.
+    MiddlewareTcp,
+    /// `v1` Secret.
+    Secret,
+    /// `traefik.io/v1alpha1` TLSOption.
+    TlsOption,
+    /// `traefik.io/v1alpha1` TLSStore.
+    TlsStore,
+    /// `traefik.io/v1alpha1` TraefikService.
+    TraefikService,
+    /// `traefik.io/v1alpha1` ServersTransport.
+    ServersTransport,
     /// A Traefik CRD kind weir stores but does not translate yet (its name).
     Untranslated(&'static str),
 }
@@ -49,10 +66,29 @@ impl Kind {
             if kind == "IngressRoute" {
                 return Some(Kind::IngressRoute);
             }
+            if kind == "Middleware" {
+                return Some(Kind::Middleware);
+            }
+            if kind == "MiddlewareTCP" {
+                return Some(Kind::MiddlewareTcp);
+            }
+            if kind == "TraefikService" {
+                return Some(Kind::TraefikService);
+            }
+            if kind == "TLSOption" {
+                return Some(Kind::TlsOption);
+            }
+            if kind == "TLSStore" {
+                return Some(Kind::TlsStore);
+            }
+            if kind == "ServersTransport" {
+                return Some(Kind::ServersTransport);
+            }
             return UNTRANSLATED_TRAEFIK_KINDS.iter().find(|k| **k == kind).map(|k| Kind::Untranslated(k));
         }
         match (api_version, kind) {
             ("v1", "Service") => Some(Kind::Service),
+            ("v1", "Secret") => Some(Kind::Secret),
             ("discovery.k8s.io/v1", "EndpointSlice") => Some(Kind::EndpointSlice),
             _ => None,
         }
@@ -64,6 +100,13 @@ impl Kind {
             Kind::IngressRoute => "IngressRoute",
             Kind::Service => "Service",
             Kind::EndpointSlice => "EndpointSlice",
+            Kind::Middleware => "Middleware",
+            Kind::MiddlewareTcp => "MiddlewareTCP",
+            Kind::Secret => "Secret",
+            Kind::TlsOption => "TLSOption",
+            Kind::TlsStore => "TLSStore",
+            Kind::TraefikService => "TraefikService",
+            Kind::ServersTransport => "ServersTransport",
             Kind::Untranslated(k) => k,
         }
     }
@@ -84,6 +127,20 @@ pub enum Object {
     Service(Service),
     /// An EndpointSlice.
     EndpointSlice(EndpointSlice),
+    /// A Middleware.
+    Middleware(Middleware),
+    /// A MiddlewareTCP.
+    MiddlewareTcp(MiddlewareTcp),
+    /// A Secret.
+    Secret(Secret),
+    /// A TLSOption.
+    TlsOption(TlsOption),
+    /// A TLSStore.
+    TlsStore(TlsStore),
+    /// A TraefikService.
+    TraefikService(TraefikService),
+    /// A ServersTransport.
+    ServersTransport(ServersTransport),
     /// A Traefik object kept raw until its kind is translated.
     Untranslated {
         /// Its kind.
@@ -102,6 +159,13 @@ impl Object {
             Object::IngressRoute(_) => Kind::IngressRoute,
             Object::Service(_) => Kind::Service,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::Middleware(_) => Kind::Middleware,
+            Object::MiddlewareTcp(_) => Kind::MiddlewareTcp,
+            Object::Secret(_) => Kind::Secret,
+            Object::TlsOption(_) => Kind::TlsOption,
+            Object::TlsStore(_) => Kind::TlsStore,
+            Object::TraefikService(_) => Kind::TraefikService,
+            Object::ServersTransport(_) => Kind::ServersTransport,
             Object::Untranslated { kind, .. } => Kind::Untranslated(kind),
         }
     }
@@ -112,6 +176,13 @@ impl Object {
             Object::IngressRoute(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::EndpointSlice(o) => &o.metadata,
+            Object::Middleware(o) => &o.metadata,
+            Object::MiddlewareTcp(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+            Object::TlsOption(o) => &o.metadata,
+            Object::TlsStore(o) => &o.metadata,
+            Object::TraefikService(o) => &o.metadata,
+            Object::ServersTransport(o) => &o.metadata,
             Object::Untranslated { metadata, .. } => metadata,
         }
     }
@@ -126,8 +197,11 @@ mod tests {
         let cases = [
             ("traefik.io/v1alpha1", "IngressRoute", Some(Kind::IngressRoute)),
             ("traefik.containo.us/v1alpha1", "IngressRoute", Some(Kind::IngressRoute)),
-            ("traefik.io/v1alpha1", "Middleware", Some(Kind::Untranslated("Middleware"))),
-            ("traefik.io/v1alpha1", "TLSStore", Some(Kind::Untranslated("TLSStore"))),
+            ("traefik.io/v1alpha1", "Middleware", Some(Kind::Middleware)),
+            ("traefik.io/v1alpha1", "MiddlewareTCP", Some(Kind::MiddlewareTcp)),
+            ("v1", "Secret", Some(Kind::Secret)),
+            ("traefik.io/v1alpha1", "TLSStore", Some(Kind::TlsStore)),
+            ("traefik.io/v1alpha1", "TLSOption", Some(Kind::TlsOption)),
             ("traefik.io/v1alpha1", "Service", None),
             ("v1", "Service", Some(Kind::Service)),
             ("v1", "ConfigMap", None),

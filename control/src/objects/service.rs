@@ -28,6 +28,9 @@ pub struct ServiceSpec {
     /// Target of an ExternalName service.
     #[serde(default)]
     pub external_name: Option<String>,
+    /// The virtual IP (`None` for headless services).
+    #[serde(default, rename = "clusterIP")]
+    pub cluster_ip: Option<String>,
 }
 
 /// One entry of `spec.ports`.

@@ -184,6 +184,13 @@ fn parse_document(path: &Path, index: usize, doc: Value, out: &mut Vec<Object>, 
         Kind::IngressRoute => serde_yaml_ng::from_value(doc).map(Object::IngressRoute),
         Kind::Service => serde_yaml_ng::from_value(doc).map(Object::Service),
         Kind::EndpointSlice => serde_yaml_ng::from_value(doc).map(Object::EndpointSlice),
+        Kind::Middleware => serde_yaml_ng::from_value(doc).map(Object::Middleware),
+        Kind::MiddlewareTcp => serde_yaml_ng::from_value(doc).map(Object::MiddlewareTcp),
+        Kind::Secret => serde_yaml_ng::from_value(doc).map(Object::Secret),
+        Kind::TlsOption => serde_yaml_ng::from_value(doc).map(Object::TlsOption),
+        Kind::TlsStore => serde_yaml_ng::from_value(doc).map(Object::TlsStore),
+        Kind::TraefikService => serde_yaml_ng::from_value(doc).map(Object::TraefikService),
+        Kind::ServersTransport => serde_yaml_ng::from_value(doc).map(Object::ServersTransport),
         Kind::Untranslated(kind_name) => {
             problems.push(Problem::object(
                 Severity::Info,
@@ -255,9 +262,9 @@ mod tests {
             ),
             (
                 "untranslated kind stored with a notice",
-                "apiVersion: traefik.io/v1alpha1\nkind: Middleware\nmetadata: {name: auth}\n\
-                 spec: {basicAuth: {secret: s}}\n",
-                vec![id(Kind::Untranslated("Middleware"), "default", "auth")],
+                "apiVersion: traefik.io/v1alpha1\nkind: IngressRouteUDP\nmetadata: {name: auth}\n\
+                 spec: {routes: []}\n",
+                vec![id(Kind::Untranslated("IngressRouteUDP"), "default", "auth")],
                 vec![(Severity::Info, "not translated yet")],
             ),
             (

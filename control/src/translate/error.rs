@@ -24,15 +24,12 @@ pub enum TranslateError {
     /// Priority above what Traefik reserves for users.
     #[error("priority {0} is above the maximum user priority {MAX_USER_PRIORITY}")]
     PriorityTooHigh(i64),
-    /// `spec.tls` is set.
-    #[error("TLS is not supported yet")]
-    TlsNotSupported,
     /// `spec.parentRefs` is set.
     #[error("parentRefs are not supported yet")]
     ParentRefsNotSupported,
-    /// Route or service middlewares are set; serving without them (e.g. auth) would be unsafe.
-    #[error("middlewares are not supported yet")]
-    MiddlewaresNotSupported,
+    /// A middleware the route uses cannot be served; serving without it (e.g. auth) would be unsafe.
+    #[error(transparent)]
+    Middleware(#[from] super::middleware::MiddlewareError),
     /// None of the named entrypoints exists.
     #[error("no valid entrypoint: {} not defined", .names.join(", "))]
     NoEntryPoints {
@@ -42,12 +39,6 @@ pub enum TranslateError {
     /// The route lists no service.
     #[error("route has no services")]
     NoServices,
-    /// A `kind: TraefikService` reference.
-    #[error("service `{name}`: TraefikService references are not supported yet")]
-    TraefikServiceNotSupported {
-        /// Referenced name.
-        name: String,
-    },
     /// A service kind Traefik does not know.
     #[error("service `{name}`: unknown kind `{kind}` (expected Service or TraefikService)")]
     UnknownServiceKind {
@@ -127,6 +118,65 @@ pub enum TranslateError {
         /// Service name.
         name: String,
     },
+    /// Headless or IP-less Service referenced with `nativeLB`.
+    #[error("service {namespace}/{name}: nativeLB needs a ClusterIP, and the Service has none (headless)")]
+    NoClusterIp {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        name: String,
+    },
+    /// `healthCheck` on a reference to a Service that is not ExternalName.
+    #[error("healthCheck allowed only for ExternalName services: {namespace}/{name}")]
+    HealthCheckNotAllowed {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        name: String,
+    },
+    /// A field of a service reference Traefik would refuse, or weir cannot honour.
+    #[error("service `{name}`: {reason}")]
+    InvalidServiceSpec {
+        /// Referenced name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The TraefikService does not exist.
+    #[error("TraefikService {namespace}/{name} not found")]
+    MissingTraefikService {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// A TraefikService that cannot be built (naming the culprit inside it).
+    #[error("TraefikService {namespace}/{name}: {reason}")]
+    InvalidTraefikService {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Why, including nested causes.
+        reason: String,
+    },
+    /// TraefikServices that reference each other in a loop.
+    #[error("TraefikServices form a cycle: {}", .chain.join(" -> "))]
+    TraefikServiceCycle {
+        /// The loop, first element repeated at the end.
+        chain: Vec<String>,
+    },
+    /// A ServersTransport reference that does not resolve.
+    #[error("serversTransport `{name}`: {reason}")]
+    ServersTransport {
+        /// The reference as written.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The route's TLS secret or option reference is not usable.
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
     /// Negative or oversized weight.
     #[error("service `{name}`: invalid weight {weight}")]
     InvalidWeight {

@@ -44,7 +44,7 @@ pub fn translate(ir: &IngressRoute, store: &ObjectStore, options: &TranslateOpti
             message,
         };
         let mut warnings = Vec::new();
-        match translate_route(ir, route, &router_name, store, options, &mut warnings) {
+        match translate_route(ir, route, &router_name, store, options, &mut warnings, &mut out.middlewares) {
             Ok((router, services)) => {
                 for service in services {
                     if out.services.get(&service.name).is_some_and(|old| *old != service) {
@@ -82,6 +82,7 @@ fn translate_route(
     store: &ObjectStore,
     options: &TranslateOptions,
     warnings: &mut Vec<String>,
+    middleware_defs: &mut std::collections::BTreeMap<String, weir_proto::middleware::Middleware>,
 ) -> Result<(Router, Vec<Service>), TranslateError> {
     let namespace = ir.metadata.namespace();
     if let Some(kind) = route.kind.as_deref().filter(|k| *k != "Rule") {
@@ -99,58 +100,51 @@ fn translate_route(
         Some(p) if p > MAX_USER_PRIORITY => return Err(TranslateError::PriorityTooHigh(p)),
         Some(p) => p,
     };
-    // Traefik: `spec.tls` makes the routers TLS-only; serving them in clear text would be wrong.
-    if ir.spec.tls.is_some() {
-        return Err(TranslateError::TlsNotSupported);
+    // Traefik: `spec.tls` makes the routers TLS-only. A missing or bad secret, or a forbidden
+    // option reference, disables the route (the certificate itself is SNI-selected: `super::tls`).
+    if let Some(tls) = &ir.spec.tls {
+        super::tls::check_route(namespace, tls, store, options)?;
     }
     if !ir.spec.parent_refs.is_empty() {
         return Err(TranslateError::ParentRefsNotSupported);
     }
-    if !route.middlewares.is_empty() || route.services.iter().any(|s| !s.middlewares.is_empty()) {
-        return Err(TranslateError::MiddlewaresNotSupported);
-    }
+    // Traefik: service middlewares run right after the router's; weir appends them to the
+    // router's chain, which is exact for a single service.
+    let service_middlewares: Vec<&[crate::objects::ObjectRef]> =
+        route.services.iter().map(|s| s.middlewares.as_slice()).collect();
+    // Services of any kind (Service, TraefikService, noop@internal), resolved as Traefik's
+    // CRD provider does (`service::resolve_ref`); Errors middlewares add their page services.
+    let mut generated = service::Generated::new();
+    let middlewares = super::middleware::resolve_route(
+        &route.middlewares,
+        &service_middlewares,
+        namespace,
+        store,
+        options.services,
+        middleware_defs,
+        &mut generated,
+    )?;
     let entrypoints = entrypoints(&ir.spec.entry_points, options, warnings)?;
 
-    let mut resolved = Vec::with_capacity(route.services.len());
+    let mut children = Vec::with_capacity(route.services.len());
     for sref in &route.services {
-        match sref.kind.as_deref() {
-            None | Some("") | Some("Service") => {}
-            Some("TraefikService") => {
-                return Err(TranslateError::TraefikServiceNotSupported { name: sref.name.clone() })
-            }
-            Some(other) => {
-                return Err(TranslateError::UnknownServiceKind {
-                    name: sref.name.clone(),
-                    kind: other.into(),
-                })
-            }
-        }
         let weight = weight(sref)?;
-        let r = service::resolve(store, namespace, sref, options.services)?;
-        resolved.push((r, weight));
+        let name = service::resolve_ref(store, namespace, sref, options.services, &mut generated)?;
+        children.push(WeightedService { service: name, weight });
     }
-    let (service_name, services) = match resolved.len() {
+    let service_name = match children.len() {
         0 => return Err(TranslateError::NoServices),
-        1 => {
-            let (r, _) = resolved.remove(0);
-            (r.name.clone(), vec![Service { name: r.name, kind: ServiceKind::LoadBalancer(r.load_balancer) }])
-        }
+        1 => children.remove(0).service,
         _ => {
             // Traefik: several services become a weighted round robin named like the router.
-            let children = resolved
-                .iter()
-                .map(|(r, weight)| WeightedService { service: r.name.clone(), weight: *weight });
-            let weighted =
-                Service { name: router_name.to_string(), kind: ServiceKind::Weighted(children.collect()) };
-            let mut services = vec![weighted];
-            services.extend(
-                resolved
-                    .into_iter()
-                    .map(|(r, _)| Service { name: r.name, kind: ServiceKind::LoadBalancer(r.load_balancer) }),
+            generated.insert(
+                router_name.to_string(),
+                Service { name: router_name.to_string(), kind: ServiceKind::Weighted(children) },
             );
-            (router_name.to_string(), services)
+            router_name.to_string()
         }
     };
+    let services: Vec<Service> = generated.into_values().collect();
     let router = Router {
         name: router_name.to_string(),
         entrypoints,
@@ -158,8 +152,9 @@ fn translate_route(
         expr,
         priority,
         service: service_name,
-        // Routes with `tls` are refused until TLS termination exists (W5).
-        tls: false,
+        // Traefik: `spec.tls` makes the routers TLS-only (secrets and options: `super::tls`).
+        tls: ir.spec.tls.is_some(),
+        middlewares,
     };
     Ok((router, services))
 }

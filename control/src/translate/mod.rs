@@ -2,10 +2,17 @@
 //! per-route problem list. Pure: reads the store and options, touches no IO, logs nothing
 //! except debug detail; `compile` decides what to publish and what to log.
 
+pub mod duration;
+pub mod entrypoints;
 mod error;
 pub mod ingressroute;
+pub mod middleware;
 pub mod names;
+pub mod serverstransport;
 pub mod service;
+pub mod tls;
+mod tls_cert;
+pub mod traefikservice;
 
 use std::collections::BTreeMap;
 
@@ -13,7 +20,7 @@ pub use error::TranslateError;
 pub use service::ServiceOptions;
 
 use weir_proto::rule::Syntax;
-use weir_proto::snapshot::{Router, Service};
+use weir_proto::snapshot::{Router, ServersTransport, Service};
 
 use crate::status::Problem;
 use crate::store::ObjectStore;
@@ -29,6 +36,8 @@ pub struct TranslateOptions {
     pub services: ServiceOptions,
     /// Syntax of rules whose route names none (`--core.defaultRuleSyntax`).
     pub default_rule_syntax: Syntax,
+    /// Per entrypoint: its port and `http.*` options (redirection, entrypoint TLS).
+    pub entrypoint_http: BTreeMap<String, entrypoints::EntryPointInfo>,
 }
 
 /// Routers and services by name, and the problems met.
@@ -38,18 +47,32 @@ pub struct Translation {
     pub routers: BTreeMap<String, Router>,
     /// Services by name.
     pub services: BTreeMap<String, Service>,
+    /// Valid servers transports, sorted by name.
+    pub servers_transports: Vec<ServersTransport>,
+    /// Middlewares used by routers, by name.
+    pub middlewares: BTreeMap<String, weir_proto::middleware::Middleware>,
     /// Problems, in the order met.
     pub problems: Vec<Problem>,
+    /// TLS certificates, options and SNI mapping (after the TLS pass).
+    pub tls: weir_proto::tls::Tls,
 }
 
 /// Translates every object in the store.
 pub fn translate(store: &ObjectStore, options: &TranslateOptions) -> Translation {
     let mut out = Translation::default();
+    out.servers_transports = serverstransport::translate_all(store, &mut out.problems);
+    middleware::report(store, &mut out.problems);
     for ir in store.ingress_routes() {
         ingressroute::translate(ir, store, options, &mut out);
     }
+    // Traefik's internal provider: `http.redirections.entryPoint` routers.
+    entrypoints::redirections(options, &mut out);
+    // After the routers: TLS may disable some and splits conflicting ones.
+    tls::translate(store, options, &mut out);
     out
 }
 
+#[cfg(test)]
+mod service_tests;
 #[cfg(test)]
 mod tests;

@@ -88,7 +88,7 @@ kind: EndpointSlice
 metadata: {name: empty-1, labels: {kubernetes.io/service-name: empty}}
 addressType: IPv4
 ports: [{port: 80}]
-endpoints: [{addresses: [10.3.0.1], conditions: {ready: false}}]
+endpoints: [{addresses: [10.3.0.1], conditions: {ready: false, serving: false}}]
 ---
 apiVersion: v1
 kind: Service
@@ -142,7 +142,9 @@ const fn case(name: &'static str, spec: &'static str, want: Want) -> Case {
     Case { name, spec, allow_cross_namespace: false, allow_empty_services: false, want }
 }
 
-const WHOAMI_SERVERS: &[&str] = &["http://10.0.0.1:8080", "http://10.0.0.2:8080", "http://[fd00::1]:8080"];
+// Traefik keeps every endpoint whose `serving` is not false (10.0.0.8 has only `ready: false`).
+const WHOAMI_SERVERS: &[&str] =
+    &["http://10.0.0.1:8080", "http://10.0.0.2:8080", "http://10.0.0.8:8080", "http://[fd00::1]:8080"];
 
 fn cases() -> Vec<Case> {
     use Svc::*;
@@ -185,7 +187,7 @@ fn cases() -> Vec<Case> {
                 service: "default-whoami-9000",
                 priority: 9,
                 entrypoints: &["admin", "web"],
-                services: &[("default-whoami-9000", Lb(&["http://10.0.0.1:9001", "http://10.0.0.2:9001"], true))],
+                services: &[("default-whoami-9000", Lb(&["http://10.0.0.1:9001", "http://10.0.0.2:9001", "http://10.0.0.8:9001"], true))],
             },
         ),
         case(
@@ -301,17 +303,17 @@ fn cases() -> Vec<Case> {
         case(
             "TLS",
             "tls: {secretName: cert}\nroutes: [{match: 'Path(`/`)', services: [{name: single, port: 80}]}]",
-            Disabled("TLS is not supported yet"),
+            Disabled("secret default/cert does not exist"),
         ),
         case(
             "middlewares",
             "routes: [{match: 'Path(`/`)', middlewares: [{name: auth}], services: [{name: single, port: 80}]}]",
-            Disabled("middlewares are not supported yet"),
+            Disabled("middleware default/auth not found"),
         ),
         case(
             "TraefikService",
             "routes: [{match: 'Path(`/`)', services: [{name: wrr, kind: TraefikService}]}]",
-            Disabled("TraefikService references are not supported yet"),
+            Disabled("TraefikService default/wrr not found"),
         ),
         case(
             "bad rule",
@@ -358,8 +360,13 @@ fn options(cross: bool, empty: bool) -> TranslateOptions {
     TranslateOptions {
         entrypoints: vec!["admin".into(), "web".into()],
         default_entrypoints: vec!["admin".into(), "web".into()],
-        services: ServiceOptions { allow_cross_namespace: cross, allow_empty_services: empty },
+        services: ServiceOptions {
+            allow_cross_namespace: cross,
+            allow_empty_services: empty,
+            ..Default::default()
+        },
         default_rule_syntax: Syntax::V3,
+        ..Default::default()
     }
 }
 

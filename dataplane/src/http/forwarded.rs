@@ -54,6 +54,13 @@ pub struct Context<'a> {
 
 /// Rewrites the request headers as Traefik's entrypoint and reverse proxy do.
 pub fn apply(headers: &mut HeaderMap, cx: &Context<'_>) {
+    apply_entrypoint(headers, cx);
+    append_for(headers, cx.peer);
+}
+
+/// The entrypoint's part, which runs before the router's middlewares: untrusted forwarded
+/// headers dropped, `X-Real-Ip` and `X-Forwarded-{Proto,Host,Port,Server}` set when absent.
+pub fn apply_entrypoint(headers: &mut HeaderMap, cx: &Context<'_>) {
     if !cx.trusted {
         // Also the underscore spellings (`X_Forwarded_For`), which some backends read as the same.
         let doomed: Vec<HeaderName> = headers
@@ -96,6 +103,12 @@ pub fn apply(headers: &mut HeaderMap, cx: &Context<'_>) {
     if !headers.contains_key(&X_FORWARDED_SERVER) {
         headers.insert(X_FORWARDED_SERVER, cx.server.clone());
     }
+}
+
+/// The reverse proxy's part, after the middlewares: the peer appended to `X-Forwarded-For`
+/// (prior lines joined with ", ").
+pub fn append_for(headers: &mut HeaderMap, peer: SocketAddr) {
+    let peer_ip = peer.ip().to_string();
     let prior: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
     let xff = if prior.is_empty() { peer_ip } else { format!("{}, {}", prior.join(", "), peer_ip) };
     headers.insert(X_FORWARDED_FOR, value(&xff));

@@ -1,23 +1,30 @@
-//! Per-worker pool of keep-alive HTTP/1.1 connections to backends. A connection returns to the
-//! pool only once hyper says it can take the next request (the previous response body was read
-//! to the end); a pooled connection the backend closed meanwhile is detected when the request
-//! comes back unsent, and the request goes out on a fresh connection instead.
+//! Per-worker pool of upstream connections. HTTP/1.1 connections return to the pool only once
+//! hyper says they can take the next request (the previous response body was read to the
+//! end), at most `maxIdleConnsPerHost` per server, and are closed after `idleConnTimeout`
+//! unused; a pooled connection the backend closed meanwhile is detected when the request comes
+//! back unsent, and the request goes out on a fresh connection instead. HTTP/2 connections
+//! (h2c, or TLS with ALPN h2) are shared by all requests to the server while they live.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use http::header::HOST;
+use http::uri::{Authority, PathAndQuery, Uri};
+use http::Version;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
-use monoio_compat::hyper::MonoioIo;
+use weir_proto::snapshot::Scheme;
 
-/// Traefik's `serversTransport.maxIdleConnsPerHost` default.
-const MAX_IDLE_PER_HOST: usize = 200;
-/// Traefik's `forwardingTimeouts.dialTimeout` default.
-const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
+use super::transport::Transport;
+use crate::service::body::UpstreamBody;
+
+/// How often idle connections are checked against their transport's `idleConnTimeout`.
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
 /// Why a request did not get a response from the backend.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +37,32 @@ pub enum UpstreamError {
         /// OS error.
         source: std::io::Error,
     },
+    /// The connection (or TLS handshake) did not complete within the dial timeout.
+    #[error("connect to {addr}: dial timeout")]
+    DialTimeout {
+        /// Backend address.
+        addr: SocketAddr,
+    },
+    /// The TLS handshake failed (certificate not trusted, protocol mismatch).
+    #[error("TLS with {addr}: {reason}")]
+    Tls {
+        /// Backend address.
+        addr: SocketAddr,
+        /// rustls' reason.
+        reason: String,
+    },
+    /// The server host name did not resolve when the snapshot applied.
+    #[error("server {url}: host did not resolve")]
+    Unresolved {
+        /// Server URL.
+        url: String,
+    },
+    /// No response head within `responseHeaderTimeout`.
+    #[error("{addr}: no response head within the response header timeout")]
+    ResponseHeaderTimeout {
+        /// Backend address.
+        addr: SocketAddr,
+    },
     /// The HTTP exchange failed.
     #[error("exchange with {addr}: {source}")]
     Http {
@@ -40,84 +73,252 @@ pub enum UpstreamError {
     },
 }
 
-/// Idle connections by backend address.
+impl UpstreamError {
+    /// Whether the request certainly never reached the server (safe to send elsewhere).
+    pub fn before_sending(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Connect { .. }
+                | UpstreamError::DialTimeout { .. }
+                | UpstreamError::Tls { .. }
+                | UpstreamError::Unresolved { .. }
+        )
+    }
+}
+
+/// A request that failed, with the request itself when it was never sent.
+pub struct SendError {
+    /// What went wrong.
+    pub error: UpstreamError,
+    /// The unsent request (to retry elsewhere).
+    pub request: Option<Request<UpstreamBody>>,
+}
+
+/// A connection's sending half.
+pub enum Sender {
+    /// HTTP/1.1: one request at a time.
+    H1(http1::SendRequest<UpstreamBody>),
+    /// HTTP/2: multiplexed.
+    H2(http2::SendRequest<UpstreamBody>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    transport: String,
+    addr: SocketAddr,
+    scheme: Scheme,
+    host: String,
+}
+
+/// A live HTTP/2 connection and the transport it was made with.
+type Shared = (http2::SendRequest<UpstreamBody>, Arc<Transport>);
+
+struct Idle {
+    sender: http1::SendRequest<UpstreamBody>,
+    since: Instant,
+    transport: Arc<Transport>,
+}
+
+/// Upstream connections of one worker.
 #[derive(Default)]
 pub struct Pool {
-    idle: RefCell<HashMap<SocketAddr, Vec<SendRequest<Incoming>>>>,
+    idle: RefCell<HashMap<Key, Vec<Idle>>>,
+    h2: RefCell<HashMap<Key, Shared>>,
+    sweeping: Cell<bool>,
+}
+
+/// Where one request goes.
+pub struct Target<'a> {
+    /// The load balancer's transport.
+    pub transport: &'a Arc<Transport>,
+    /// Address to connect to.
+    pub addr: SocketAddr,
+    /// How to speak to it.
+    pub scheme: Scheme,
+    /// Host of the server URL (TLS server name, `:authority` fallback).
+    pub host: &'a str,
+    /// `host:port` of the server URL.
+    pub authority: &'a str,
 }
 
 impl Pool {
-    /// Sends `req` to `addr` on a pooled or new connection.
+    /// Sends `req` to the target on a pooled or new connection.
     pub async fn send(
         self: &Rc<Self>,
-        addr: SocketAddr,
-        mut req: Request<Incoming>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        while let Some(mut sender) = self.take(addr) {
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    self.recycle(addr, sender);
+        target: &Target<'_>,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<Response<Incoming>, SendError> {
+        let key = Key {
+            transport: target.transport.name.clone(),
+            addr: target.addr,
+            scheme: target.scheme,
+            host: target.transport.server_name(target.host).to_string(),
+        };
+        let addr = target.addr;
+        let header_timeout = target.transport.response_header_timeout;
+        let fail = |error| SendError { error, request: None };
+        let http = |source| SendError { error: UpstreamError::Http { addr, source }, request: None };
+        if let Some(mut sender) = self.take_h2(&key, target.transport) {
+            to_h2(&mut req, target);
+            return with_timeout(header_timeout, addr, sender.send_request(req))
+                .await
+                .map_err(fail)?
+                .map_err(http);
+        }
+        while let Some(mut sender) = self.take(&key, target.transport) {
+            match with_timeout(header_timeout, addr, try_send(&mut sender, req)).await {
+                Ok(Ok(resp)) => {
+                    self.recycle(key, sender, Arc::clone(target.transport));
                     return Ok(resp);
                 }
-                Err(mut e) => match e.take_message() {
-                    // The pooled connection was dead before the request left: try the next one.
-                    Some(back) => req = back,
-                    None => return Err(UpstreamError::Http { addr, source: e.into_error() }),
-                },
+                // The pooled connection was dead before the request left: try the next one.
+                Ok(Err(Ok(back))) => req = back,
+                Ok(Err(Err(source))) => return Err(http(source)),
+                Err(e) => return Err(fail(e)),
             }
         }
-        let mut sender = connect(addr).await?;
-        match sender.try_send_request(req).await {
-            Ok(resp) => {
-                self.recycle(addr, sender);
+        let sender = match target.transport.connect(target.addr, target.scheme, target.host).await {
+            Ok(s) => s,
+            Err(error) => return Err(SendError { error, request: Some(req) }),
+        };
+        match sender {
+            Sender::H2(mut sender) => {
+                self.h2.borrow_mut().insert(key, (sender.clone(), Arc::clone(target.transport)));
+                self.start_sweeper();
+                to_h2(&mut req, target);
+                with_timeout(header_timeout, addr, sender.send_request(req))
+                    .await
+                    .map_err(fail)?
+                    .map_err(http)
+            }
+            Sender::H1(mut sender) => {
+                let resp = with_timeout(header_timeout, addr, sender.send_request(req))
+                    .await
+                    .map_err(fail)?
+                    .map_err(http)?;
+                self.recycle(key, sender, Arc::clone(target.transport));
                 Ok(resp)
             }
-            Err(e) => Err(UpstreamError::Http { addr, source: e.into_error() }),
         }
     }
 
-    fn take(&self, addr: SocketAddr) -> Option<SendRequest<Incoming>> {
+    fn take_h2(&self, key: &Key, transport: &Arc<Transport>) -> Option<http2::SendRequest<UpstreamBody>> {
+        let mut h2 = self.h2.borrow_mut();
+        match h2.get(key) {
+            Some((s, t)) if !s.is_closed() && Arc::ptr_eq(t, transport) => Some(s.clone()),
+            Some(_) => {
+                h2.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn take(&self, key: &Key, transport: &Arc<Transport>) -> Option<http1::SendRequest<UpstreamBody>> {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(&addr)?;
-        while let Some(s) = list.pop() {
-            if s.is_ready() {
-                return Some(s);
+        let list = idle.get_mut(key)?;
+        while let Some(i) = list.pop() {
+            // A connection made under an older configuration of the transport is not reused.
+            if i.sender.is_ready() && Arc::ptr_eq(&i.transport, transport) {
+                return Some(i.sender);
             }
         }
         None
     }
 
-    fn recycle(self: &Rc<Self>, addr: SocketAddr, mut sender: SendRequest<Incoming>) {
+    fn recycle(
+        self: &Rc<Self>,
+        key: Key,
+        mut sender: http1::SendRequest<UpstreamBody>,
+        transport: Arc<Transport>,
+    ) {
+        if transport.max_idle == 0 {
+            return;
+        }
         let pool = Rc::clone(self);
         monoio::spawn(async move {
             if sender.ready().await.is_ok() {
-                let mut idle = pool.idle.borrow_mut();
-                let list = idle.entry(addr).or_default();
-                list.retain(|s| !s.is_closed());
-                if list.len() < MAX_IDLE_PER_HOST {
-                    list.push(sender);
+                let max = transport.max_idle;
+                {
+                    let mut idle = pool.idle.borrow_mut();
+                    let list = idle.entry(key).or_default();
+                    list.retain(|i| !i.sender.is_closed());
+                    if list.len() < max {
+                        list.push(Idle { sender, since: Instant::now(), transport });
+                    }
                 }
+                pool.start_sweeper();
+            }
+        });
+    }
+
+    /// Closes idle connections older than their transport's `idleConnTimeout` (dropping the
+    /// last sender ends hyper's connection task, which closes the socket).
+    fn start_sweeper(self: &Rc<Self>) {
+        if self.sweeping.replace(true) {
+            return;
+        }
+        let pool = Rc::downgrade(self);
+        monoio::spawn(async move {
+            loop {
+                monoio::time::sleep(SWEEP_EVERY).await;
+                let Some(pool) = pool.upgrade() else { return };
+                let now = Instant::now();
+                pool.idle.borrow_mut().retain(|_, list| {
+                    list.retain(|i| {
+                        !i.sender.is_closed()
+                            && i.transport.idle_timeout.is_none_or(|t| now.duration_since(i.since) < t)
+                    });
+                    !list.is_empty()
+                });
+                pool.h2.borrow_mut().retain(|_, (s, _)| !s.is_closed());
             }
         });
     }
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Incoming>, UpstreamError> {
-    let err = |source| UpstreamError::Connect { addr, source };
-    let stream = monoio::time::timeout(DIAL_TIMEOUT, monoio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| err(std::io::Error::new(std::io::ErrorKind::TimedOut, "dial timeout")))?
-        .map_err(err)?;
-    let _ = stream.set_nodelay(true);
-    let io = stream.try_into_poll_io().map_err(|(e, _)| err(e))?;
-    let (sender, conn) = http1::Builder::new()
-        .handshake(MonoioIo::new(io))
-        .await
-        .map_err(|source| UpstreamError::Http { addr, source })?;
-    monoio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(%addr, "upstream connection ended: {e}");
+/// `try_send_request`, giving the request back when it never left.
+async fn try_send(
+    sender: &mut http1::SendRequest<UpstreamBody>,
+    req: Request<UpstreamBody>,
+) -> Result<Response<Incoming>, Result<Request<UpstreamBody>, hyper::Error>> {
+    sender.try_send_request(req).await.map_err(|mut e| match e.take_message() {
+        Some(back) => Ok(back),
+        None => Err(e.into_error()),
+    })
+}
+
+/// Runs `fut` within the response header timeout, if there is one.
+async fn with_timeout<F: std::future::Future>(
+    limit: Option<Duration>,
+    addr: SocketAddr,
+    fut: F,
+) -> Result<F::Output, UpstreamError> {
+    match limit {
+        None => Ok(fut.await),
+        Some(limit) => {
+            monoio::time::timeout(limit, fut).await.map_err(|_| UpstreamError::ResponseHeaderTimeout { addr })
         }
-    });
-    Ok(sender)
+    }
+}
+
+/// HTTP/2 wants an absolute target: `:authority` from the Host the backend should see.
+fn to_h2(req: &mut Request<UpstreamBody>, target: &Target<'_>) {
+    let authority = req
+        .headers_mut()
+        .remove(HOST)
+        .and_then(|h| Authority::try_from(h.as_bytes()).ok())
+        .or_else(|| Authority::try_from(target.authority).ok());
+    let scheme =
+        if target.scheme == Scheme::Https { http::uri::Scheme::HTTPS } else { http::uri::Scheme::HTTP };
+    let mut parts = req.uri().clone().into_parts();
+    parts.scheme = Some(scheme);
+    parts.authority = authority;
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    *req.version_mut() = Version::HTTP_2;
 }

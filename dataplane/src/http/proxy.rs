@@ -7,10 +7,10 @@ use std::rc::Rc;
 
 use http::header::{HeaderValue, HOST, UPGRADE};
 use http::{Request, Response, Uri, Version};
-use http_body_util::Either;
 use hyper::body::Incoming;
 
 use super::{forwarded, hop, path, responses, Body};
+use crate::middleware;
 use crate::router::{canonical_host, RequestInfo};
 use crate::worker::Worker;
 
@@ -46,6 +46,12 @@ pub async fn handle(
     let Ok(routing_path) = path::routing_path(&clean_path) else {
         return Ok(responses::bad_request());
     };
+    // Set by the connection server on requests that arrived over TLS.
+    let tls_conn = req.extensions_mut().remove::<crate::tls::TlsConn>();
+    let tls = tls_conn.is_some();
+    // Set on HTTP/1.1 connections, which may be switched by an `Upgrade` (WebSocket).
+    let conn_id = req.extensions_mut().remove::<super::upgrade::ConnId>();
+    let upgrade = conn_id.and_then(|_| super::upgrade::requested(req.headers()));
     let info = RequestInfo {
         host: &host,
         path: &routing_path,
@@ -54,40 +60,79 @@ pub async fn handle(
         query: query.as_deref(),
         client_ip: peer.ip(),
     };
-    let Some(router) = ep.route(&info, false) else {
+    let Some(router) = ep.route(&info, tls) else {
         return Ok(responses::not_found());
     };
-    let Some((server, pass_host_header)) = generation.pick(router.target) else {
-        return Ok(responses::no_available_server());
-    };
-    let addr = server.address;
-
+    // Traefik's SNI check: the handshake's TLS option must be the one the router expects.
+    if let Some(conn) = &tls_conn {
+        if !generation.table.tls.router_accepts(&entrypoint, &router.name, &conn.option) {
+            return Ok(responses::misdirected_request());
+        }
+    }
     let websocket = req
         .headers()
         .get(UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    // Traefik: hop-by-hop removal and the entrypoint's forwarded headers come before the
+    // router's middlewares, which see (and may change) their result.
     hop::strip(req.headers_mut(), true);
+    if let Some(value) = &upgrade {
+        // Go's reverse proxy: an upgrade request keeps `Connection: Upgrade` and its `Upgrade`.
+        super::upgrade::restore(req.headers_mut(), value.clone());
+    }
     let cx = forwarded::Context {
         peer,
         trusted: ep.trusts(peer.ip()),
         host: raw_host.as_deref(),
         server: &worker.hostname,
-        tls: false,
+        tls,
         websocket,
     };
-    forwarded::apply(req.headers_mut(), &cx);
-    if !pass_host_header {
-        if let Ok(v) = HeaderValue::from_str(&addr.to_string()) {
-            req.headers_mut().insert(HOST, v);
+    forwarded::apply_entrypoint(req.headers_mut(), &cx);
+    // The router's middlewares, outermost first: they may answer, rewrite the request, and
+    // leave rewrites for the response.
+    let table = &generation.table;
+    let chain = if table.chains.is_empty() { None } else { table.chains.get(&router.name) };
+    let mut req = req.map(crate::service::UpstreamBody::from);
+    let (clean_path, query, after, append_xff) = match chain {
+        None => (clean_path, query, None, true),
+        Some(chain) => {
+            let method = req.method().clone();
+            let (mut parts, mut body) = req.into_parts();
+            let mut ex = middleware::Exchange {
+                method: &method,
+                headers: &mut parts.headers,
+                body: &mut body,
+                path: clean_path,
+                query,
+                host: raw_host.clone().unwrap_or_default(),
+                peer,
+                tls,
+                suppress_xff: false,
+            };
+            let cx = middleware::Cx { worker: &worker, generation: &generation };
+            let outcome = middleware::run(chain, &table.middlewares, &cx, &mut ex).await;
+            let (path, query, suppress_xff) = (ex.path, ex.query, ex.suppress_xff);
+            req = Request::from_parts(parts, body);
+            match outcome {
+                Ok(after) => (path, query, Some(after), !suppress_xff),
+                Err(resp) => return Ok(*resp),
+            }
         }
-    } else if let (Some(h), false) = (&raw_host, req.headers().contains_key(HOST)) {
-        // Absolute-form request without Host header: give the backend one.
+    };
+    if append_xff {
+        forwarded::append_for(req.headers_mut(), peer);
+    }
+    if let (Some(h), false) = (&raw_host, req.headers().contains_key(HOST)) {
+        // Absolute-form request without Host header: give the backend one (the service
+        // replaces it when its load balancer does not pass the Host header).
         if let Ok(v) = HeaderValue::from_str(h) {
             req.headers_mut().insert(HOST, v);
         }
     }
-    // Backends get origin-form targets over HTTP/1.1.
+    // Backends get origin-form targets over HTTP/1.1 (Go: an empty path is sent as `/`).
+    let clean_path = if clean_path.is_empty() { "/".to_string() } else { clean_path };
     let origin = match &query {
         Some(q) => format!("{clean_path}?{q}"),
         None => clean_path,
@@ -98,14 +143,29 @@ pub async fn handle(
     }
     *req.version_mut() = Version::HTTP_11;
 
-    match worker.pool.send(addr, req).await {
-        Ok(mut resp) => {
-            hop::strip(resp.headers_mut(), false);
-            Ok(resp.map(Either::Left))
+    // The service tree (load balancing, stickiness, health, mirroring, transports, upstream
+    // errors) is `service::forward`'s.
+    let resp = match (&upgrade, conn_id) {
+        (Some(_), Some(id)) => super::upgrade::forward(Rc::clone(&generation), router.target, req, id).await,
+        _ => {
+            // Through the router's Retry, when it has one.
+            let (worker, generation) = (Rc::clone(&worker), Rc::clone(&generation));
+            middleware::call_service(
+                after.as_ref(),
+                &table.middlewares,
+                worker,
+                generation,
+                router.target,
+                req,
+            )
+            .await
         }
-        Err(e) => {
-            tracing::debug!(router = %router.name, "bad gateway: {e}");
-            Ok(responses::bad_gateway())
+    };
+    Ok(match after {
+        Some(after) => {
+            let cx = middleware::Cx { worker: &worker, generation: &generation };
+            after.finish(&table.middlewares, &cx, resp).await
         }
-    }
+        None => resp,
+    })
 }

@@ -4,14 +4,13 @@
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::{Either, Full};
 
 use super::Body;
 
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
 fn text(status: StatusCode, body: &'static str, nosniff: bool) -> Response<Body> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(body.as_bytes()))));
+    let mut resp = Response::new(Body::full(Bytes::from_static(body.as_bytes())));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, TEXT_PLAIN);
@@ -24,6 +23,12 @@ fn text(status: StatusCode, body: &'static str, nosniff: bool) -> Response<Body>
 /// No router matched: Traefik's `404 page not found`.
 pub fn not_found() -> Response<Body> {
     text(StatusCode::NOT_FOUND, "404 page not found\n", true)
+}
+
+/// A TLS request whose handshake used another TLS option than its router's (Traefik's SNI
+/// check, Go's `http.Error(w, "Misdirected Request", 421)`).
+pub fn misdirected_request() -> Response<Body> {
+    text(StatusCode::MISDIRECTED_REQUEST, "Misdirected Request\n", true)
 }
 
 /// The service has no server to send to.
@@ -41,5 +46,24 @@ pub fn bad_gateway() -> Response<Body> {
 pub fn bad_request() -> Response<Body> {
     let mut resp = text(StatusCode::BAD_REQUEST, "400 Bad Request", false);
     resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+/// No response head within the servers transport's `responseHeaderTimeout`, or the dial timed
+/// out: Traefik's proxy error handler writes the status text.
+pub fn gateway_timeout() -> Response<Body> {
+    text(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout", false)
+}
+
+/// An upstream failure Traefik does not classify as a network error (a TLS certificate the
+/// transport does not trust): the status text.
+pub fn internal_server_error() -> Response<Body> {
+    text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", false)
+}
+
+/// `noop@internal`: 418 with an empty body.
+pub fn teapot() -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::IM_A_TEAPOT;
     resp
 }

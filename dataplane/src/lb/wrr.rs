@@ -7,15 +7,13 @@
 pub struct Wrr {
     weights: Vec<i64>,
     current: Vec<i64>,
-    total: i64,
 }
 
 impl Wrr {
     /// State for candidates with these weights.
     pub fn new(weights: impl IntoIterator<Item = u32>) -> Wrr {
         let weights: Vec<i64> = weights.into_iter().map(i64::from).collect();
-        let total = weights.iter().sum();
-        Wrr { current: vec![0; weights.len()], weights, total }
+        Wrr { current: vec![0; weights.len()], weights }
     }
 
     /// Whether this state was built for exactly these weights (to carry it across snapshots).
@@ -25,17 +23,27 @@ impl Wrr {
 
     /// Index of the next candidate, or `None` when every weight is 0 (or there are none).
     pub fn pick(&mut self) -> Option<usize> {
-        if self.total <= 0 {
-            return None;
-        }
-        let mut best = 0;
+        self.pick_where(|_| true)
+    }
+
+    /// Like [`Wrr::pick`] over the candidates `available` accepts (healthy, not fenced, not
+    /// just failed); the others neither gain score nor count in the total, so the rotation
+    /// among the rest stays smooth. `None` when no available candidate has a weight.
+    pub fn pick_where(&mut self, available: impl Fn(usize) -> bool) -> Option<usize> {
+        let mut total = 0;
+        let mut best: Option<usize> = None;
         for i in 0..self.weights.len() {
+            if self.weights[i] <= 0 || !available(i) {
+                continue;
+            }
             self.current[i] += self.weights[i];
-            if self.current[i] > self.current[best] {
-                best = i;
+            total += self.weights[i];
+            if best.is_none_or(|b| self.current[i] > self.current[b]) {
+                best = Some(i);
             }
         }
-        self.current[best] -= self.total;
+        let best = best?;
+        self.current[best] -= total;
         Some(best)
     }
 }
@@ -63,6 +71,14 @@ mod tests {
             let got: Vec<_> = (0..want.len()).map(|_| w.pick()).collect();
             assert_eq!(got, want, "case {name}");
         }
+    }
+
+    #[test]
+    fn unavailable_candidates_are_skipped() {
+        let mut w = Wrr::new([1, 1, 1]);
+        let got: Vec<_> = (0..4).map(|_| w.pick_where(|i| i != 1)).collect();
+        assert_eq!(got, [Some(0), Some(2), Some(0), Some(2)]);
+        assert_eq!(w.pick_where(|_| false), None);
     }
 
     #[test]

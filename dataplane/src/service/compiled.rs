@@ -1,0 +1,325 @@
+//! Services as the data plane serves them, compiled once per snapshot on the control thread:
+//! children resolved to ids, sticky-cookie values hashed, ExternalName hosts resolved,
+//! servers transports built, health flags attached. Building rejects a snapshot whose
+//! services do not fit together (missing child, missing transport, cycle).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use http::HeaderValue;
+use weir_proto::snapshot::{self as s, Scheme, ServiceKind, Snapshot, StickyCookie};
+
+use super::sticky;
+use crate::http::transport::Transport;
+use crate::table::{ServiceId, TableError};
+
+/// One backend server.
+#[derive(Debug)]
+pub struct Server {
+    /// Address to connect to; `None` when its host name did not resolve (502 on use).
+    pub resolved: Option<SocketAddr>,
+    /// Address as written in the snapshot (port kept for unresolved names).
+    pub address: SocketAddr,
+    /// Relative weight.
+    pub weight: u32,
+    /// URL as Traefik reports it.
+    pub url: String,
+    /// How to speak to it.
+    pub scheme: Scheme,
+    /// `host:port` of the URL: the `Host` sent when `passHostHeader` is false.
+    pub authority: HeaderValue,
+    /// Host part of the URL (TLS server name unless the transport sets one).
+    pub host: String,
+    /// Terminating: only existing sticky sessions reach it.
+    pub fenced: bool,
+    /// Traefik's sticky value: the first 16 hex digits of sha256(url).
+    pub sticky_value: String,
+    /// Health, written by the health checker, read at pick time.
+    pub health: Arc<AtomicBool>,
+}
+
+impl Server {
+    /// Whether the health checker (if any) considers it up.
+    pub fn healthy(&self) -> bool {
+        self.health.load(Ordering::Relaxed)
+    }
+}
+
+/// A compiled sticky cookie.
+#[derive(Debug)]
+pub struct Sticky {
+    /// The configuration (name and attributes).
+    pub cookie: StickyCookie,
+}
+
+/// Traefik's servers load balancer.
+#[derive(Debug)]
+pub struct LoadBalancer {
+    /// Servers; empty means 503.
+    pub servers: Vec<Server>,
+    /// Forward the client's Host header.
+    pub pass_host_header: bool,
+    /// Sticky sessions.
+    pub sticky: Option<Sticky>,
+    /// How servers are reached.
+    pub transport: Arc<Transport>,
+    /// Active health check (also tells whether servers' flags can go down).
+    pub health_check: Option<s::HealthCheck>,
+}
+
+/// A compiled service.
+#[derive(Debug)]
+pub enum Service {
+    /// Balances over servers.
+    LoadBalancer(LoadBalancer),
+    /// Weighted round robin over child services.
+    Weighted {
+        /// Children and weights.
+        children: Vec<(ServiceId, u32)>,
+        /// Sticky cookie over the children (TraefikService weighted).
+        sticky: Option<Sticky>,
+        /// Sticky value of each child: sha256(child name) prefix.
+        values: Vec<String>,
+    },
+    /// Main service plus mirrors.
+    Mirroring {
+        /// Service that answers the client.
+        main: ServiceId,
+        /// Mirrors and their percentages.
+        mirrors: Vec<(ServiceId, u32)>,
+        /// Copy the body to mirrors.
+        mirror_body: bool,
+        /// Largest mirrored body; negative is unlimited.
+        max_body_size: i64,
+    },
+    /// `noop@internal`: 418.
+    Noop,
+}
+
+impl Service {
+    /// Weights of the candidates this service balances over (for per-worker state).
+    pub fn weights(&self) -> Vec<u32> {
+        match self {
+            Service::LoadBalancer(lb) => lb.servers.iter().map(|s| s.weight).collect(),
+            Service::Weighted { children, .. } => children.iter().map(|c| c.1).collect(),
+            Service::Mirroring { mirrors, .. } => mirrors.iter().map(|m| m.1).collect(),
+            Service::Noop => Vec::new(),
+        }
+    }
+}
+
+/// A server the health checker must watch.
+#[derive(Debug, Clone)]
+pub struct HealthTarget {
+    /// Stable identity: service name and server URL.
+    pub key: (String, String),
+    /// Where to connect.
+    pub address: Option<SocketAddr>,
+    /// Server URL parts.
+    pub scheme: Scheme,
+    /// Host of the server URL.
+    pub host: String,
+    /// The check.
+    pub check: s::HealthCheck,
+    /// The transport of its load balancer.
+    pub transport: Arc<Transport>,
+    /// The flag the workers read.
+    pub flag: Arc<AtomicBool>,
+}
+
+/// Compiled services and what the health checker needs.
+pub struct Compiled {
+    /// Services by id (snapshot order).
+    pub services: Vec<Service>,
+    /// Servers to health-check.
+    pub health_targets: Vec<HealthTarget>,
+}
+
+/// Compiles the snapshot's services. `health_flag` hands out the (persistent) flag of a
+/// health-checked server.
+pub fn compile(
+    snapshot: &Snapshot,
+    health_flag: &mut dyn FnMut(&str, &str) -> Arc<AtomicBool>,
+) -> Result<Compiled, TableError> {
+    let ids: HashMap<&str, ServiceId> =
+        snapshot.services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let mut transports: HashMap<&str, Arc<Transport>> = HashMap::new();
+    let default = transport(&s::ServersTransport::default())?;
+    for t in &snapshot.servers_transports {
+        transports.insert(t.name.as_str(), transport(t)?);
+    }
+    let child = |parent: &str, name: &str| {
+        ids.get(name)
+            .copied()
+            .ok_or_else(|| TableError::MissingChild { parent: parent.to_string(), child: name.to_string() })
+    };
+    // Servers without a health check are always up: they share one flag nobody writes.
+    let always_up = Arc::new(AtomicBool::new(true));
+    let mut services = Vec::with_capacity(snapshot.services.len());
+    let mut health_targets = Vec::new();
+    for svc in &snapshot.services {
+        services.push(match &svc.kind {
+            ServiceKind::LoadBalancer(lb) => {
+                let transport = match &lb.servers_transport {
+                    None => Arc::clone(&default),
+                    Some(name) => transports.get(name.as_str()).cloned().ok_or_else(|| {
+                        TableError::Transport { name: name.clone(), reason: "not defined".into() }
+                    })?,
+                };
+                let mut servers = Vec::with_capacity(lb.servers.len());
+                for v in &lb.servers {
+                    let flag = match &lb.health_check {
+                        Some(_) => health_flag(&svc.name, &v.url),
+                        None => Arc::clone(&always_up),
+                    };
+                    let server = server(v, flag);
+                    if let Some(check) = &lb.health_check {
+                        health_targets.push(HealthTarget {
+                            key: (svc.name.clone(), v.url.clone()),
+                            address: server.resolved,
+                            scheme: server.scheme,
+                            host: server.host.clone(),
+                            check: check.clone(),
+                            transport: Arc::clone(&transport),
+                            flag: Arc::clone(&server.health),
+                        });
+                    }
+                    servers.push(server);
+                }
+                Service::LoadBalancer(LoadBalancer {
+                    servers,
+                    pass_host_header: lb.pass_host_header,
+                    sticky: lb.sticky.clone().map(|cookie| Sticky { cookie }),
+                    transport,
+                    health_check: lb.health_check.clone(),
+                })
+            }
+            ServiceKind::Weighted(children) => Service::Weighted {
+                children: children
+                    .iter()
+                    .map(|c| child(&svc.name, &c.service).map(|id| (id, c.weight)))
+                    .collect::<Result<_, _>>()?,
+                sticky: None,
+                values: children.iter().map(|c| sticky::value(&c.service)).collect(),
+            },
+            ServiceKind::StickyWeighted { services: children, cookie } => Service::Weighted {
+                children: children
+                    .iter()
+                    .map(|c| child(&svc.name, &c.service).map(|id| (id, c.weight)))
+                    .collect::<Result<_, _>>()?,
+                sticky: Some(Sticky { cookie: cookie.clone() }),
+                values: children.iter().map(|c| sticky::value(&c.service)).collect(),
+            },
+            ServiceKind::Mirroring(m) => Service::Mirroring {
+                main: child(&svc.name, &m.service)?,
+                mirrors: m
+                    .mirrors
+                    .iter()
+                    .map(|c| child(&svc.name, &c.service).map(|id| (id, c.percent.min(100))))
+                    .collect::<Result<_, _>>()?,
+                mirror_body: m.mirror_body,
+                max_body_size: m.max_body_size,
+            },
+            ServiceKind::Noop => Service::Noop,
+        });
+    }
+    check_acyclic(&services, &snapshot.services)?;
+    Ok(Compiled { services, health_targets })
+}
+
+thread_local! {
+    /// Transports of the previous table, by name, with the configuration they were built from:
+    /// an unchanged transport keeps its `Arc`, so pooled connections made with it stay usable
+    /// across snapshots (the pool reuses a connection only with the very same transport).
+    static TRANSPORTS: std::cell::RefCell<HashMap<String, (s::ServersTransport, Arc<Transport>)>> =
+        std::cell::RefCell::default();
+}
+
+fn transport(config: &s::ServersTransport) -> Result<Arc<Transport>, TableError> {
+    TRANSPORTS.with_borrow_mut(|cache| {
+        if let Some((old, built)) = cache.get(&config.name) {
+            if old == config {
+                return Ok(Arc::clone(built));
+            }
+        }
+        let built = Arc::new(
+            Transport::build(config)
+                .map_err(|reason| TableError::Transport { name: config.name.clone(), reason })?,
+        );
+        cache.insert(config.name.clone(), (config.clone(), Arc::clone(&built)));
+        Ok(built)
+    })
+}
+
+fn server(v: &s::Server, health: Arc<AtomicBool>) -> Server {
+    let host = match &v.hostname {
+        Some(h) => h.clone(),
+        None => v.address.ip().to_string(),
+    };
+    // The data plane resolves ExternalName hosts here, on the control thread, when the
+    // snapshot applies (see docs/architecture.md): the request path never blocks on DNS.
+    let resolved = match &v.hostname {
+        None => Some(v.address),
+        Some(h) => match (h.as_str(), v.address.port()).to_socket_addrs() {
+            Ok(mut addrs) => {
+                let all: Vec<SocketAddr> = addrs.by_ref().collect();
+                all.iter().find(|a| a.is_ipv4()).or(all.first()).copied()
+            }
+            Err(e) => {
+                tracing::warn!(host = %h, "cannot resolve server host: {e}");
+                None
+            }
+        },
+    };
+    let authority = match &v.hostname {
+        Some(h) => format!("{h}:{}", v.address.port()),
+        None => v.address.to_string(),
+    };
+    Server {
+        resolved,
+        address: v.address,
+        weight: v.weight,
+        url: v.url.clone(),
+        scheme: v.scheme,
+        authority: HeaderValue::from_str(&authority).unwrap_or(HeaderValue::from_static("")),
+        host,
+        fenced: v.fenced,
+        sticky_value: sticky::value(&v.url),
+        health,
+    }
+}
+
+fn check_acyclic(services: &[Service], defs: &[s::Service]) -> Result<(), TableError> {
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    fn visit(id: ServiceId, services: &[Service], state: &mut [u8]) -> Result<(), ServiceId> {
+        match state[id] {
+            1 => return Err(id),
+            2 => return Ok(()),
+            _ => {}
+        }
+        state[id] = 1;
+        match &services[id] {
+            Service::Weighted { children, .. } => {
+                for (child, _) in children {
+                    visit(*child, services, state)?;
+                }
+            }
+            Service::Mirroring { main, mirrors, .. } => {
+                visit(*main, services, state)?;
+                for (child, _) in mirrors {
+                    visit(*child, services, state)?;
+                }
+            }
+            Service::LoadBalancer(_) | Service::Noop => {}
+        }
+        state[id] = 2;
+        Ok(())
+    }
+    let mut state = vec![0u8; services.len()];
+    for id in 0..services.len() {
+        visit(id, services, &mut state).map_err(|bad| TableError::Cycle(defs[bad].name.clone()))?;
+    }
+    Ok(())
+}
