@@ -3,6 +3,9 @@
 //! generation it serves (`Hello`); the current snapshot is sent at once, numbered past both
 //! sides' counters. Acks (`Applied` / `Rejected`) are logged. While idle the socket is watched
 //! so a data plane that dies is noticed at once and replaced through the supervisor.
+//! Within a session, a snapshot that differs from the last one sent only in load balancers'
+//! servers goes out as an `Endpoints` delta (the snapshot is still computed whole, so the delta
+//! is correct by construction); a rejected delta is answered with the full snapshot.
 
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -11,8 +14,9 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use weir_proto::channel::{self, ChannelError, Conn};
+use weir_proto::frame::MAX_INLINE_DELTA;
 use weir_proto::snapshot::SnapshotError;
-use weir_proto::{Frame, Snapshot};
+use weir_proto::{DeltaBody, EndpointsDelta, Frame, Snapshot};
 
 use crate::supervise::{Launcher, SuperviseError, Supervisor};
 
@@ -60,12 +64,19 @@ enum SessionEnd {
 pub struct Publisher {
     /// Last generation sent (0 = none yet).
     generation: u64,
+    /// The last snapshot sent in this session (numbered): the base of the next delta.
+    last: Option<Snapshot>,
+    /// Generation of the last full snapshot sent: every later generation was a delta.
+    last_full: u64,
+    /// Send deltas at all (`WEIR_ENDPOINT_DELTAS=0` turns them off, for measurements).
+    deltas: bool,
 }
 
 impl Publisher {
     /// A publisher that has sent nothing.
     pub fn new() -> Publisher {
-        Publisher::default()
+        let deltas = std::env::var("WEIR_ENDPOINT_DELTAS").map_or(true, |v| v != "0");
+        Publisher { deltas, ..Publisher::default() }
     }
 
     /// The last generation sent.
@@ -130,6 +141,8 @@ impl Publisher {
         tracing::info!(serving = hello, "connected to dataplane");
         // Past both counters, so the data plane never sees a generation go backwards.
         self.generation = self.generation.max(hello);
+        // A new data plane (or the same one after a reconnect) gets a full snapshot first.
+        self.last = None;
         let current = snapshots.borrow_and_update().clone();
         self.send(&fd, current).await?;
         loop {
@@ -143,6 +156,14 @@ impl Publisher {
                 }
                 frame = recv(&fd) => match frame {
                     Ok(Frame::Applied { generation }) => tracing::info!("applied generation {generation}"),
+                    Ok(Frame::Rejected { generation, reason }) if generation > self.last_full => {
+                        // A delta the data plane could not apply (it serves another base):
+                        // the full snapshot repairs it.
+                        tracing::warn!("dataplane rejected endpoints delta {generation} ({reason}); sending the full snapshot");
+                        if let Some(full) = self.last.take() {
+                            self.send(&fd, full).await?;
+                        }
+                    }
                     Ok(Frame::Rejected { generation, reason }) => tracing::error!(
                         "dataplane rejected generation {generation} (the previous one keeps serving): {reason}"
                     ),
@@ -154,34 +175,67 @@ impl Publisher {
         }
     }
 
-    /// Numbers `snapshot` with the next generation and sends it.
+    /// Numbers `snapshot` with the next generation and sends it: as an endpoints delta on top
+    /// of the last snapshot sent when only servers changed, else whole.
     async fn send(&mut self, fd: &AsyncFd<Conn>, mut snapshot: Snapshot) -> Result<(), PublishError> {
         let generation = self.generation + 1;
         snapshot.generation = generation;
+        let delta = match &self.last {
+            Some(last) if self.deltas => EndpointsDelta::between(last, &snapshot),
+            _ => None,
+        };
+        if let Some(delta) = delta {
+            let bytes = delta.encode()?;
+            let (body, memfd) = if bytes.len() <= MAX_INLINE_DELTA {
+                (DeltaBody::Inline(bytes), None)
+            } else {
+                (DeltaBody::Memfd { size: bytes.len() as u64 }, Some(channel::sealed_memfd(&bytes)?))
+            };
+            send_frame(fd, &Frame::Endpoints { generation, body }, memfd.as_ref()).await?;
+            self.generation = generation;
+            self.last = Some(snapshot);
+            tracing::info!(
+                base = delta.base_generation,
+                services = delta.services.len(),
+                "sent generation {generation} to dataplane (endpoints delta)"
+            );
+            return Ok(());
+        }
         let bytes = snapshot.encode()?;
         let memfd = channel::sealed_memfd(&bytes)?;
         let frame = Frame::Snapshot { generation, size: bytes.len() as u64 };
-        loop {
-            let mut guard = fd.writable().await.map_err(PublishError::Poll)?;
-            let sent = guard.try_io(|inner| match inner.get_ref().send(&frame, Some(memfd.as_fd())) {
-                Err(e) if Conn::would_block(&e) => Err(std::io::ErrorKind::WouldBlock.into()),
-                other => Ok(other),
-            });
-            match sent {
-                Ok(Ok(result)) => result?,
-                Ok(Err(e)) => return Err(PublishError::Poll(e)),
-                Err(_would_block) => continue,
-            }
-            break;
-        }
+        send_frame(fd, &frame, Some(&memfd)).await?;
         self.generation = generation;
+        self.last_full = generation;
         tracing::info!(
             routers = snapshot.routers.len(),
             services = snapshot.services.len(),
             bytes = bytes.len(),
             "sent generation {generation} to dataplane"
         );
+        self.last = Some(snapshot);
         Ok(())
+    }
+}
+
+/// Sends one frame, with `memfd` attached when given, waiting while the socket is full.
+async fn send_frame(
+    fd: &AsyncFd<Conn>,
+    frame: &Frame,
+    memfd: Option<&std::os::fd::OwnedFd>,
+) -> Result<(), PublishError> {
+    loop {
+        let mut guard = fd.writable().await.map_err(PublishError::Poll)?;
+        let sent = guard.try_io(|inner| match inner.get_ref().send(frame, memfd.map(|m| m.as_fd())) {
+            Err(e) if Conn::would_block(&e) => Err(std::io::ErrorKind::WouldBlock.into()),
+            other => Ok(other),
+        });
+        match sent {
+            Ok(Ok(result)) => result?,
+            Ok(Err(e)) => return Err(PublishError::Poll(e)),
+            Err(_would_block) => continue,
+        }
+        return Ok(());
     }
 }
 

@@ -2,7 +2,10 @@
 //! builds tables, opens and closes listeners, hands both to the workers and answers
 //! `applied N` or `rejected N: reason`. A rejected snapshot changes nothing. Every applied
 //! snapshot is also written (atomically) to a state file, so a restarted data plane serves its
-//! last configuration before the control plane is back.
+//! last configuration before the control plane is back. Endpoint churn arrives as an
+//! `Endpoints` delta on top of the served snapshot: only services are rebuilt, and a delta
+//! whose base is not the served generation is rejected (the control plane then sends the
+//! full snapshot).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,7 +16,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use weir_proto::channel::{read_sealed, ChannelError, Conn, Listener};
-use weir_proto::{Frame, Snapshot};
+use weir_proto::{DeltaBody, EndpointsDelta, Frame, Snapshot};
 
 use crate::table::Table;
 use crate::worker::{Apply, WorkerHandle};
@@ -26,12 +29,14 @@ pub struct Control {
     generation: u64,
     /// Where the last applied snapshot is kept across restarts.
     state: Option<PathBuf>,
+    /// The snapshot served and its table: the base endpoints deltas apply to.
+    current: Option<(Snapshot, Arc<Table>)>,
 }
 
 impl Control {
     /// Control state over running workers, persisting applied snapshots to `state`.
     pub fn new(workers: Vec<WorkerHandle>, state: Option<PathBuf>) -> Control {
-        Control { workers, listeners: HashMap::new(), generation: 0, state }
+        Control { workers, listeners: HashMap::new(), generation: 0, state, current: None }
     }
 
     /// Serves the snapshot persisted by a previous run, if there is one. A missing file is
@@ -123,6 +128,22 @@ impl Control {
                 Ok((Frame::Snapshot { generation, .. }, None)) => {
                     Frame::Rejected { generation, reason: "snapshot frame without a memfd".into() }
                 }
+                Ok((Frame::Endpoints { generation, body }, fd)) => {
+                    match self.apply_endpoints(generation, body, fd) {
+                        Ok(services) => {
+                            tracing::info!(
+                                generation,
+                                services,
+                                "applied generation {generation} (endpoints delta)"
+                            );
+                            Frame::Applied { generation }
+                        }
+                        Err(reason) => {
+                            tracing::warn!(generation, "rejected endpoints delta {generation}: {reason}");
+                            Frame::Rejected { generation, reason }
+                        }
+                    }
+                }
                 Ok((other, _)) => {
                     tracing::warn!("unexpected frame from the control plane: {other:?}");
                     continue;
@@ -143,6 +164,71 @@ impl Control {
         self.apply_bytes(generation, &bytes)?;
         self.persist(&bytes);
         Ok(())
+    }
+
+    /// Applies an endpoints delta on top of the served snapshot; returns how many services
+    /// it changed. Nothing changes unless it applies whole.
+    fn apply_endpoints(
+        &mut self,
+        generation: u64,
+        body: DeltaBody,
+        fd: Option<OwnedFd>,
+    ) -> Result<usize, String> {
+        let bytes = match (body, fd) {
+            (DeltaBody::Inline(bytes), _) => bytes,
+            (DeltaBody::Memfd { size }, Some(fd)) => read_sealed(&fd, size).map_err(|e| e.to_string())?,
+            (DeltaBody::Memfd { .. }, None) => return Err("endpoints frame without a memfd".into()),
+        };
+        let delta = EndpointsDelta::decode(&bytes).map_err(|e| e.to_string())?;
+        if delta.generation != generation {
+            return Err(format!("frame says generation {generation}, delta says {}", delta.generation));
+        }
+        let Some((served, table)) = &self.current else {
+            return Err(format!(
+                "no snapshot is served to apply a delta based on {} to",
+                delta.base_generation
+            ));
+        };
+        let mut next = served.clone();
+        delta.apply_to(&mut next).map_err(|e| e.to_string())?;
+        let table = Arc::new(table.with_servers(&next).map_err(|e| e.to_string())?);
+        self.hand_to_workers(generation, &table, Vec::new(), Vec::new());
+        self.generation = generation;
+        crate::health::publish(&table.health_targets);
+        match next.encode() {
+            Ok(bytes) => self.persist(&bytes),
+            Err(e) => tracing::warn!(generation, "cannot persist the snapshot: {e}"),
+        }
+        self.current = Some((next, table));
+        Ok(delta.services.len())
+    }
+
+    /// Sends `table` (and listener changes) to every worker and waits, bounded, for each to
+    /// serve it.
+    fn hand_to_workers(
+        &self,
+        generation: u64,
+        table: &Arc<Table>,
+        close: Vec<String>,
+        open: Vec<Vec<(String, std::net::TcpListener)>>,
+    ) {
+        let mut open = open.into_iter();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        for (i, w) in self.workers.iter().enumerate() {
+            let mine = open.next().unwrap_or_default();
+            let cmd =
+                Apply { table: Arc::clone(table), close: close.clone(), open: mine, done: done_tx.clone() };
+            if w.tx.unbounded_send(cmd).is_err() {
+                tracing::error!(worker = i, "worker is gone");
+            }
+        }
+        drop(done_tx);
+        for _ in 0..self.workers.len() {
+            if done_rx.recv_timeout(Duration::from_secs(5)).is_err() {
+                tracing::warn!(generation, "a worker did not confirm generation {generation} in 5 s");
+                break;
+            }
+        }
     }
 
     fn apply_bytes(&mut self, generation: u64, bytes: &[u8]) -> Result<(), String> {
@@ -175,25 +261,12 @@ impl Control {
             .map(|(name, _)| name.clone())
             .collect();
 
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
-        for ((i, w), mine) in self.workers.iter().enumerate().zip(open) {
-            let cmd =
-                Apply { table: Arc::clone(&table), close: close.clone(), open: mine, done: done_tx.clone() };
-            if w.tx.unbounded_send(cmd).is_err() {
-                tracing::error!(worker = i, "worker is gone");
-            }
-        }
-        drop(done_tx);
-        for _ in 0..self.workers.len() {
-            if done_rx.recv_timeout(Duration::from_secs(5)).is_err() {
-                tracing::warn!(generation, "a worker did not confirm generation {generation} in 5 s");
-                break;
-            }
-        }
+        self.hand_to_workers(generation, &table, close, open);
         self.listeners = snapshot.entrypoints.iter().map(|e| (e.name.clone(), e.address)).collect();
         self.generation = generation;
         // Health checks follow the table now served (one checker per server, see `health`).
         crate::health::publish(&table.health_targets);
+        self.current = Some((snapshot, table));
         Ok(())
     }
 }
@@ -209,4 +282,119 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
     s.bind(&addr.into())?;
     s.listen(4096)?;
     Ok(s.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_proto::snapshot::{LoadBalancer, Scheme, Server, Service, ServiceKind};
+
+    fn server(port: u16) -> Server {
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        Server {
+            url: format!("http://{address}"),
+            address,
+            weight: 1,
+            scheme: Scheme::Http,
+            hostname: None,
+            fenced: false,
+        }
+    }
+
+    fn snapshot(generation: u64) -> Snapshot {
+        let lb = |name: &str, port| Service {
+            name: name.into(),
+            kind: ServiceKind::LoadBalancer(LoadBalancer {
+                servers: vec![server(port)],
+                pass_host_header: true,
+                sticky: None,
+                health_check: None,
+                servers_transport: None,
+                flush_interval_ms: 100,
+            }),
+        };
+        Snapshot { generation, services: vec![lb("a", 1), lb("b", 2)], ..Default::default() }
+    }
+
+    fn ports(control: &Control, service: usize) -> Vec<u16> {
+        let (_, table) = control.current.as_ref().expect("a table is served");
+        match &table.services[service] {
+            crate::table::Service::LoadBalancer(lb) => lb.servers.iter().map(|s| s.address.port()).collect(),
+            _ => panic!("test snapshot: service {service} is a load balancer"),
+        }
+    }
+
+    fn inline(delta: &EndpointsDelta) -> DeltaBody {
+        DeltaBody::Inline(delta.encode().expect("encodes"))
+    }
+
+    #[test]
+    fn endpoints_delta_changes_only_servers_and_is_persisted() {
+        let dir = std::env::temp_dir().join(format!("weir-dp-delta-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let state = dir.join("state");
+        let mut control = Control::new(Vec::new(), Some(state.clone()));
+        let bytes = snapshot(1).encode().expect("encodes");
+        control.apply_bytes(1, &bytes).expect("base applies");
+        let before = Arc::clone(&control.current.as_ref().expect("served").1);
+
+        let delta = EndpointsDelta {
+            base_generation: 1,
+            generation: 2,
+            services: vec![("b".into(), vec![server(3), server(4)])],
+        };
+        assert_eq!(control.apply_endpoints(2, inline(&delta), None), Ok(1));
+        assert_eq!(control.generation, 2);
+        assert_eq!((ports(&control, 0), ports(&control, 1)), (vec![1], vec![3, 4]));
+        let after = &control.current.as_ref().expect("served").1;
+        assert!(Arc::ptr_eq(&before.entrypoints, &after.entrypoints), "routers are shared");
+        assert!(Arc::ptr_eq(&before.middlewares, &after.middlewares), "middlewares are shared");
+        assert!(Arc::ptr_eq(&before.tls, &after.tls), "TLS is shared");
+        let persisted = Snapshot::decode(&std::fs::read(&state).expect("state file")).expect("decodes");
+        let mut want = snapshot(2);
+        want.services[1] = after_services_b(&[3, 4]);
+        assert_eq!(persisted, want);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn after_services_b(ports: &[u16]) -> Service {
+        let mut s = snapshot(0).services.remove(1);
+        if let ServiceKind::LoadBalancer(lb) = &mut s.kind {
+            lb.servers = ports.iter().map(|p| server(*p)).collect();
+        }
+        s
+    }
+
+    #[test]
+    fn delta_that_does_not_fit_is_rejected_and_changes_nothing() {
+        let delta = |base, generation, name: &str| EndpointsDelta {
+            base_generation: base,
+            generation,
+            services: vec![(name.into(), vec![server(9)])],
+        };
+        let cases: [(&str, Option<u64>, u64, EndpointsDelta, &str); 4] = [
+            ("nothing served", None, 2, delta(1, 2, "a"), "no snapshot is served"),
+            ("stale base", Some(5), 7, delta(4, 7, "a"), "based on generation 4"),
+            ("unknown service", Some(5), 6, delta(5, 6, "zz"), "service zz"),
+            ("generation mismatch", Some(5), 6, delta(5, 7, "a"), "frame says generation 6"),
+        ];
+        for (name, served, generation, d, want) in cases {
+            let mut control = Control::new(Vec::new(), None);
+            if let Some(g) = served {
+                control.apply_bytes(g, &snapshot(g).encode().expect("encodes")).expect("base applies");
+            }
+            let err = control.apply_endpoints(generation, inline(&d), None).expect_err(name);
+            assert!(err.contains(want), "case {name}: {err}");
+            assert_eq!(control.generation, served.unwrap_or(0), "case {name}");
+            if served.is_some() {
+                assert_eq!(ports(&control, 0), vec![1], "case {name}: servers unchanged");
+            }
+        }
+        let mut control = Control::new(Vec::new(), None);
+        control.apply_bytes(1, &snapshot(1).encode().expect("encodes")).expect("base applies");
+        let err = control
+            .apply_endpoints(2, DeltaBody::Memfd { size: 10 }, None)
+            .expect_err("memfd body without a memfd");
+        assert!(err.contains("without a memfd"), "{err}");
+    }
 }

@@ -3,6 +3,7 @@
 //! not fit together is rejected whole and the previous table keeps serving.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use weir_proto::net::Cidr;
 use weir_proto::snapshot::Snapshot;
@@ -111,11 +112,12 @@ impl EntryPointTable {
     }
 }
 
-/// Everything a worker needs to serve one generation.
+/// Everything a worker needs to serve one generation. The pieces an endpoints delta cannot
+/// change (routers, middlewares, TLS) are behind `Arc`s, so [`Table::with_servers`] shares them.
 #[derive(Debug)]
 pub struct Table {
     /// Entrypoints, by name.
-    pub entrypoints: HashMap<String, EntryPointTable>,
+    pub entrypoints: Arc<HashMap<String, EntryPointTable>>,
     /// Services by id.
     pub services: Vec<Service>,
     /// Service names by id (stable across generations: per-worker state is keyed by them).
@@ -123,10 +125,10 @@ pub struct Table {
     /// Servers the health checker watches for this table.
     pub health_targets: Vec<crate::service::compiled::HealthTarget>,
     /// Compiled middlewares; router chains hold positions in it.
-    pub middlewares: Vec<crate::middleware::Compiled>,
+    pub middlewares: Arc<Vec<crate::middleware::Compiled>>,
     /// Middleware chains (positions in `middlewares`, outermost first) of the routers that
     /// have one, by router name.
-    pub chains: crate::middleware::Chains,
+    pub chains: Arc<crate::middleware::Chains>,
     /// TLS configurations and SNI mapping (shared with the previous table when unchanged).
     pub tls: std::sync::Arc<crate::tls::TlsTable>,
 }
@@ -191,13 +193,30 @@ impl Table {
         }
         let (middlewares, chains) = middleware_chains(snapshot)?;
         Ok(Table {
-            entrypoints,
+            entrypoints: Arc::new(entrypoints),
             services,
             service_names: snapshot.services.iter().map(|s| s.name.clone()).collect(),
             health_targets: compiled.health_targets,
-            middlewares,
-            chains,
+            middlewares: Arc::new(middlewares),
+            chains: Arc::new(chains),
             tls: crate::tls::TlsTable::build(&snapshot.tls)?,
+        })
+    }
+
+    /// The table for `snapshot`, which differs from the one this table was built from only in
+    /// the servers of load balancers (an applied endpoints delta): services are compiled again
+    /// (cheap: no regexes, transports come from their cache), routers, middlewares and TLS are
+    /// shared with this table. Service ids stay the same because the service list does.
+    pub fn with_servers(&self, snapshot: &Snapshot) -> Result<Table, TableError> {
+        let compiled = crate::service::compiled::compile(snapshot, &mut crate::health::flag)?;
+        Ok(Table {
+            entrypoints: Arc::clone(&self.entrypoints),
+            services: compiled.services,
+            service_names: self.service_names.clone(),
+            health_targets: compiled.health_targets,
+            middlewares: Arc::clone(&self.middlewares),
+            chains: Arc::clone(&self.chains),
+            tls: Arc::clone(&self.tls),
         })
     }
 }

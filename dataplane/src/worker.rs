@@ -89,12 +89,12 @@ pub fn spawn(index: usize, cpu: Option<usize>, hostname: HeaderValue) -> std::io
 
 async fn run(index: usize, mut rx: mpsc::UnboundedReceiver<Apply>, hostname: HeaderValue) {
     let empty = Arc::new(Table {
-        entrypoints: HashMap::new(),
+        entrypoints: Arc::default(),
         services: Vec::new(),
         service_names: Vec::new(),
         health_targets: Vec::new(),
-        middlewares: Vec::new(),
-        chains: HashMap::new(),
+        middlewares: Arc::default(),
+        chains: Arc::default(),
         tls: Arc::default(),
     });
     let worker = Rc::new(Worker {

@@ -16,7 +16,16 @@ fn a_restarted_dataplane_serves_the_persisted_snapshot_without_weir() {
     let files: Vec<(&str, &str)> = files.iter().map(|(n, b)| (*n, b.as_str())).collect();
     let mut weir = Weir::start(&files, &[]);
     weir.wait_for("a.test", "/", Duration::from_secs(20), |r| r.status == 200);
-    assert!(weir.scratch.join("dataplane.state").exists(), "snapshot persisted next to the socket");
+    // The state file is written right after the workers switch, so allow it a moment.
+    let state = weir.scratch.join("dataplane.state");
+    let t = Instant::now();
+    while !state.exists() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(state.exists(), "snapshot persisted next to the socket");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&state).expect("stat").permissions());
+    assert_eq!(mode & 0o077, 0, "the state file holds private keys: owner only, got {mode:o}");
 
     // Both processes die; only the data plane comes back (a container restart).
     weir.kill_weir();

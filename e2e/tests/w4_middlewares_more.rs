@@ -454,3 +454,181 @@ fn errors_serve_pages_from_another_service() {
         }
     }
 }
+
+#[test]
+fn forward_auth_asks_the_auth_server_first() {
+    let allow = raw_backend(
+        b"HTTP/1.1 200 OK\r\nX-Auth-User: alice\r\nX-Auth-Secret: s\r\nSet-Cookie: session=abc; Path=/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    let deny = raw_backend(
+        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 6\r\nConnection: close\r\n\r\ndenied",
+    );
+    let redirect = raw_backend(
+        b"HTTP/1.1 302 Found\r\nLocation: /login\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    let dead = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+    let echo = Whoami::start("auth");
+    let fa = |name: &str, extra: String| middleware(name, &format!("{{forwardAuth: {{{extra}}}}}"));
+    let mws = [
+        fa(
+            "allow",
+            format!("address: 'http://{allow}/check', authResponseHeaders: [X-Auth-User], addAuthCookiesToResponse: [session]"),
+        ),
+        fa("deny", format!("address: 'http://{deny}/check'")),
+        fa("redirect", format!("address: 'http://{redirect}/check'")),
+        fa("dead", format!("address: 'http://{dead}/check'")),
+        fa("echo", format!("address: 'http://{}/verify?status=403', authRequestHeaders: [Authorization]", echo.addr)),
+    ]
+    .concat();
+    let ir = routes(&[
+        ("allow.test", "whoami", &["allow"]),
+        ("deny.test", "whoami", &["deny"]),
+        ("redirect.test", "whoami", &["redirect"]),
+        ("dead.test", "whoami", &["dead"]),
+        ("echo.test", "whoami", &["echo"]),
+        ("ready.test", "whoami", &[]),
+    ]);
+    let (weir, _b) = start(&mws, &ir, &[], &[]);
+    weir.wait_for("ready.test", "/", READY, |r| r.status == 200);
+
+    // Allowed: the backend answers, with the listed auth header and the listed cookie.
+    let r = get(&weir, "allow.test", "/app");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.backend(), Some("w"));
+    assert_eq!(r.echoed_header("X-Auth-User").as_deref(), Some("alice"), "{}", r.text());
+    assert_eq!(r.echoed_header("X-Auth-Secret"), None, "not listed: {}", r.text());
+    assert_eq!(r.header("set-cookie"), Some("session=abc; Path=/"));
+
+    let location = format!("http://{redirect}/login");
+    // (case, host, status, body, header, value)
+    let cases = [
+        ("denied", "deny.test", 401, "denied", "www-authenticate", Some("Basic realm=\"x\"")),
+        ("redirect made absolute", "redirect.test", 302, "", "location", Some(location.as_str())),
+        ("unreachable", "dead.test", 500, "", "content-type", None),
+    ];
+    for (name, host, status, body, h, v) in cases {
+        let r = get(&weir, host, "/app");
+        assert_eq!(r.status, status, "case {name}: {r:?}");
+        assert_eq!(r.text(), body, "case {name}");
+        assert_eq!(r.header(h).map(str::to_string), v.map(|v| v.to_string()), "case {name}: {r:?}");
+        assert_eq!(r.backend(), None, "case {name}: the backend is not called");
+    }
+
+    // What the auth server receives: GET, Traefik's X-Forwarded-* and only the listed headers.
+    let r = Conn::open(weir.port)
+        .and_then(|mut c| {
+            c.get(
+                "echo.test",
+                "/app?x=1",
+                &[("Authorization", "Bearer t"), ("X-Other", "1"), ("Connection", "close")],
+            )
+        })
+        .expect("request");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.backend(), Some("auth"));
+    let text = r.text();
+    assert!(text.contains("GET /verify?status=403 HTTP/1.1"), "{text}");
+    for (h, v) in [
+        ("Authorization", Some("Bearer t")),
+        ("X-Other", None),
+        ("X-Forwarded-Method", Some("GET")),
+        ("X-Forwarded-Uri", Some("/app?x=1")),
+        ("X-Forwarded-Host", Some("echo.test")),
+        ("X-Forwarded-Proto", Some("http")),
+        ("X-Forwarded-For", Some("127.0.0.1")),
+    ] {
+        assert_eq!(r.echoed_header(h).as_deref(), v, "{h}: {text}");
+    }
+}
+
+fn md5_hex(s: &str) -> String {
+    use md5::Digest as _;
+    md5::Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A quoted parameter of a `WWW-Authenticate: Digest` challenge.
+fn challenge_param(challenge: &str, name: &str) -> String {
+    let start = challenge.find(&format!("{name}=\"")).expect("parameter") + name.len() + 2;
+    challenge[start..].split('"').next().unwrap_or("").to_string()
+}
+
+#[test]
+fn digest_auth_challenges_and_accepts() {
+    let users = format!("alice:traefik:{}\n", md5_hex("alice:traefik:secret"));
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: digest-users\n  namespace: apps\nstringData:\n  users: |\n    {users}---\n"
+    );
+    let mws = [
+        secret,
+        middleware("digest", "{digestAuth: {secret: digest-users, headerField: X-User, removeHeader: true}}"),
+    ]
+    .concat();
+    let ir = routes(&[("d.test", "whoami", &["digest"]), ("ready.test", "whoami", &[])]);
+    let (weir, _b) = start(&mws, &ir, &[], &[]);
+    weir.wait_for("ready.test", "/", READY, |r| r.status == 200);
+    weir.wait_for("d.test", "/", READY, |r| r.status == 401);
+
+    let r = get(&weir, "d.test", "/p?q=1");
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.text(), "401 Unauthorized\n");
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    let challenge = r.header("www-authenticate").expect("challenge").to_string();
+    assert!(challenge.starts_with("Digest realm=\"traefik\""), "{challenge}");
+    assert!(challenge.ends_with("algorithm=MD5, qop=\"auth\""), "{challenge}");
+    let (nonce, opaque) = (challenge_param(&challenge, "nonce"), challenge_param(&challenge, "opaque"));
+
+    let authorization = |password: &str, nc: &str| {
+        let ha1 = md5_hex(&format!("alice:traefik:{password}"));
+        let ha2 = md5_hex("GET:/p?q=1");
+        let response = md5_hex(&format!("{ha1}:{nonce}:{nc}:abc:auth:{ha2}"));
+        format!(
+            "Digest username=\"alice\", realm=\"traefik\", nonce=\"{nonce}\", uri=\"/p?q=1\", algorithm=MD5, response=\"{response}\", opaque=\"{opaque}\", qop=auth, nc={nc}, cnonce=\"abc\""
+        )
+    };
+    // (case, password, nonce count, status)
+    let cases = [("right password", "secret", "00000001", 200), ("wrong password", "nope", "00000002", 401)];
+    for (name, password, nc, status) in cases {
+        let auth = authorization(password, nc);
+        // A new connection each time: the nonce is good on every worker.
+        let r = Conn::open(weir.port)
+            .and_then(|mut c| c.get("d.test", "/p?q=1", &[("Authorization", &auth), ("Connection", "close")]))
+            .expect("request");
+        assert_eq!(r.status, status, "case {name}: {r:?}");
+        if status == 200 {
+            assert_eq!(r.echoed_header("X-User").as_deref(), Some("alice"), "case {name}: {}", r.text());
+            assert_eq!(r.echoed_header("Authorization"), None, "case {name}: removed");
+        }
+    }
+}
+
+#[test]
+fn circuit_breaker_trips_on_network_errors() {
+    let dead = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+    let backend = Whoami::start("w");
+    let mut svc = service_yaml("apps", "whoami", 80, "http", &[backend.addr]);
+    svc.push_str("---\n");
+    svc.push_str(&service_yaml("apps", "dead", 80, "http", &[dead]));
+    let mws = [
+        middleware("cb", "{circuitBreaker: {expression: 'NetworkErrorRatio() > 0.5', checkPeriod: 100ms}}"),
+        middleware(
+            "cb-ok",
+            "{circuitBreaker: {expression: 'NetworkErrorRatio() > 0.5', checkPeriod: 100ms}}",
+        ),
+    ]
+    .concat();
+    let ir = routes(&[("cb.test", "dead", &["cb"]), ("ok.test", "whoami", &["cb-ok"])]);
+    // One worker: breaker state is per worker.
+    let weir = Weir::start(&[("svc.yaml", &svc), ("mw.yaml", &mws), ("ir.yaml", &ir)], &["--workers", "1"]);
+    weir.wait_for("ok.test", "/", READY, |r| r.status == 200);
+
+    assert_eq!(get(&weir, "cb.test", "/").status, 502, "the first failure is passed on");
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(get(&weir, "cb.test", "/").status, 502, "evaluated after this one");
+    let r = get(&weir, "cb.test", "/");
+    assert_eq!((r.status, r.text().as_str()), (503, "Service Unavailable"), "tripped: {r:?}");
+    assert_eq!(r.header("content-type"), None);
+    // Another breaker on a healthy service is not affected.
+    for _ in 0..3 {
+        assert_eq!(get(&weir, "ok.test", "/").status, 200);
+    }
+}

@@ -24,6 +24,14 @@ pub enum Frame {
         /// Length in bytes of the encoded snapshot in the memfd.
         size: u64,
     },
+    /// Control plane → data plane: an [`EndpointsDelta`](crate::delta::EndpointsDelta) on top
+    /// of the snapshot being served, answered with `Applied` / `Rejected` like a snapshot.
+    Endpoints {
+        /// Generation the data plane serves once the delta is applied.
+        generation: u64,
+        /// Where the encoded delta is.
+        body: DeltaBody,
+    },
     /// Data plane → control plane: the snapshot is serving.
     Applied {
         /// Generation applied.
@@ -37,6 +45,21 @@ pub enum Frame {
         reason: String,
     },
 }
+
+/// Where the bytes of an endpoints delta travel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeltaBody {
+    /// In the frame itself (when it fits [`MAX_FRAME_LEN`]).
+    Inline(Vec<u8>),
+    /// In the attached sealed memfd, `size` bytes long (like snapshots).
+    Memfd {
+        /// Length in bytes of the encoded delta in the memfd.
+        size: u64,
+    },
+}
+
+/// Largest encoded delta that travels inline in an `Endpoints` frame.
+pub const MAX_INLINE_DELTA: usize = MAX_FRAME_LEN - HEADER_LEN - 1;
 
 /// A frame that cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +104,7 @@ impl Frame {
             Frame::Snapshot { .. } => 2,
             Frame::Applied { .. } => 3,
             Frame::Rejected { .. } => 4,
+            Frame::Endpoints { .. } => 5,
         }
     }
 
@@ -90,6 +114,7 @@ impl Frame {
             Frame::Hello { generation }
             | Frame::Snapshot { generation, .. }
             | Frame::Applied { generation }
+            | Frame::Endpoints { generation, .. }
             | Frame::Rejected { generation, .. } => *generation,
         }
     }
@@ -102,6 +127,18 @@ impl Frame {
                 let mut r = reason.as_bytes().to_vec();
                 r.truncate(MAX_FRAME_LEN - HEADER_LEN);
                 r
+            }
+            // One tag byte: 0 = the delta follows, 1 = an 8-byte memfd size follows.
+            Frame::Endpoints { body: DeltaBody::Inline(bytes), .. } => {
+                let mut p = Vec::with_capacity(1 + bytes.len());
+                p.push(0);
+                p.extend_from_slice(bytes);
+                p
+            }
+            Frame::Endpoints { body: DeltaBody::Memfd { size }, .. } => {
+                let mut p = vec![1];
+                p.extend_from_slice(&size.to_le_bytes());
+                p
             }
             Frame::Hello { .. } | Frame::Applied { .. } => Vec::new(),
         };
@@ -154,6 +191,20 @@ impl Frame {
                     .map_err(|_| FrameError::BadPayload { kind, reason: "reason is not UTF-8" })?;
                 Ok(Frame::Rejected { generation, reason })
             }
+            5 => {
+                let body = match payload.split_first() {
+                    Some((0, bytes)) => DeltaBody::Inline(bytes.to_vec()),
+                    Some((1, size)) => {
+                        let bytes: [u8; 8] = size.try_into().map_err(|_| FrameError::BadPayload {
+                            kind,
+                            reason: "delta memfd size must be 8 bytes",
+                        })?;
+                        DeltaBody::Memfd { size: u64::from_le_bytes(bytes) }
+                    }
+                    _ => return Err(FrameError::BadPayload { kind, reason: "unknown delta body tag" }),
+                };
+                Ok(Frame::Endpoints { generation, body })
+            }
             other => Err(FrameError::UnknownKind(other)),
         }
     }
@@ -170,6 +221,9 @@ mod tests {
             Frame::Snapshot { generation: 7, size: 1 << 40 },
             Frame::Applied { generation: u64::MAX },
             Frame::Rejected { generation: 3, reason: "entrypoint web: address in use".into() },
+            Frame::Endpoints { generation: 8, body: DeltaBody::Inline(vec![1, 2, 3]) },
+            Frame::Endpoints { generation: 8, body: DeltaBody::Inline(vec![0; MAX_INLINE_DELTA]) },
+            Frame::Endpoints { generation: 9, body: DeltaBody::Memfd { size: 1 << 20 } },
         ];
         for f in frames {
             assert_eq!(Frame::decode(&f.encode()), Ok(f.clone()), "{f:?}");
@@ -185,7 +239,14 @@ mod tests {
         kind[6] = 99;
         let mut long = good.clone();
         long[16] = 10;
-        let cases: [(&str, &[u8], FrameError); 5] = [
+        let mut delta_tag = Frame::Endpoints { generation: 1, body: DeltaBody::Inline(vec![]) }.encode();
+        delta_tag[HEADER_LEN] = 7;
+        let cases: [(&str, &[u8], FrameError); 6] = [
+            (
+                "bad delta tag",
+                &delta_tag,
+                FrameError::BadPayload { kind: 5, reason: "unknown delta body tag" },
+            ),
             ("empty", &[], FrameError::Truncated { got: 0, need: HEADER_LEN }),
             ("bad magic", b"HTTP/1.1 200 OK\r\n\r\n...", FrameError::BadMagic),
             ("newer version", &v2, FrameError::UnsupportedVersion { got: 2, supported: 1 }),

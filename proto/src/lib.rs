@@ -4,7 +4,9 @@
 //! It must stay free of tokio, monoio and kube: both planes link it.
 #![warn(missing_docs)]
 
+pub mod breaker;
 pub mod channel;
+pub mod delta;
 pub mod frame;
 pub mod middleware;
 pub mod mime;
@@ -13,5 +15,6 @@ pub mod rule;
 pub mod snapshot;
 pub mod tls;
 
-pub use frame::{Frame, FrameError, FRAME_VERSION};
+pub use delta::EndpointsDelta;
+pub use frame::{DeltaBody, Frame, FrameError, FRAME_VERSION};
 pub use snapshot::Snapshot;

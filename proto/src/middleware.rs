@@ -54,6 +54,10 @@ pub enum MiddlewareKind {
     Errors(Errors),
     /// Delegates authentication to an external server.
     ForwardAuth(Box<ForwardAuth>),
+    /// HTTP digest authentication.
+    DigestAuth(DigestAuth),
+    /// Stops calling a failing service for a while.
+    CircuitBreaker(CircuitBreaker),
 }
 
 impl MiddlewareKind {
@@ -79,6 +83,8 @@ impl MiddlewareKind {
             MiddlewareKind::Retry(_) => "Retry",
             MiddlewareKind::Errors(_) => "Errors",
             MiddlewareKind::ForwardAuth(_) => "ForwardAuth",
+            MiddlewareKind::DigestAuth(_) => "DigestAuth",
+            MiddlewareKind::CircuitBreaker(_) => "CircuitBreaker",
         }
     }
 }
@@ -379,4 +385,32 @@ pub struct ForwardAuth {
     pub preserve_location_header: bool,
     /// Use the request's method for the auth request instead of GET.
     pub preserve_request_method: bool,
+}
+
+/// Traefik's `digestAuth`, users read from the Secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestAuth {
+    /// `(user, realm, md5(user:realm:password) in hex)`.
+    pub users: Vec<(String, String, String)>,
+    /// Realm (default `traefik`).
+    pub realm: String,
+    /// Remove `Authorization` before forwarding.
+    pub remove_header: bool,
+    /// Request header that receives the user name; empty for none.
+    pub header_field: String,
+}
+
+/// Traefik's `circuitBreaker`. Durations in nanoseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitBreaker {
+    /// The trip condition (`NetworkErrorRatio() > 0.5`, …), validated by the control plane.
+    pub expression: String,
+    /// How often the condition is evaluated (100ms).
+    pub check_period_nanos: u64,
+    /// How long the breaker answers `response_code` once tripped (10s).
+    pub fallback_duration_nanos: u64,
+    /// How long traffic ramps back up afterwards (10s).
+    pub recovery_duration_nanos: u64,
+    /// Status of the answers while tripped (503).
+    pub response_code: u16,
 }

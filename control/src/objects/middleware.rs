@@ -54,16 +54,16 @@ pub struct MiddlewareSpec {
     pub errors: Option<ErrorPage>,
     /// `rateLimit`.
     pub rate_limit: Option<RateLimit>,
-    /// `digestAuth` (not served yet).
-    pub digest_auth: Option<serde_json::Value>,
+    /// `digestAuth` (same CRD shape as `basicAuth`).
+    pub digest_auth: Option<BasicAuth>,
     /// `forwardAuth`.
     pub forward_auth: Option<ForwardAuth>,
     /// `inFlightReq`.
     pub in_flight_req: Option<InFlightReq>,
     /// `buffering`.
     pub buffering: Option<Buffering>,
-    /// `circuitBreaker` (not served yet).
-    pub circuit_breaker: Option<serde_json::Value>,
+    /// `circuitBreaker`.
+    pub circuit_breaker: Option<CircuitBreaker>,
     /// `compress`.
     pub compress: Option<Compress>,
     /// `passTLSClientCert` (waits on TLS termination).
@@ -360,6 +360,22 @@ pub struct ForwardAuthTls {
     pub insecure_skip_verify: bool,
     /// Deprecated.
     pub ca_optional: Option<bool>,
+}
+
+/// `circuitBreaker`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CircuitBreaker {
+    /// Trip condition.
+    pub expression: String,
+    /// Evaluation period.
+    pub check_period: Option<super::meta::IntOrString>,
+    /// Tripped duration.
+    pub fallback_duration: Option<super::meta::IntOrString>,
+    /// Recovery duration.
+    pub recovery_duration: Option<super::meta::IntOrString>,
+    /// Status while tripped.
+    pub response_code: Option<i64>,
 }
 
 /// `errors`.

@@ -350,6 +350,12 @@ fn translate(
     if let Some(b) = &s.buffering {
         return leaf(MiddlewareKind::Buffering(buffering(b)?));
     }
+    if let Some(c) = &s.circuit_breaker {
+        return leaf(MiddlewareKind::CircuitBreaker(circuit_breaker(c)?));
+    }
+    if let Some(d) = &s.digest_auth {
+        return leaf(MiddlewareKind::DigestAuth(digest_auth(d, m.metadata.namespace(), store)?));
+    }
     if let Some(f) = &s.forward_auth {
         return leaf(MiddlewareKind::ForwardAuth(Box::new(forward_auth(f)?)));
     }
@@ -575,6 +581,80 @@ fn basic_auth(
     Ok(mw::BasicAuth { users, realm, remove_header: b.remove_header, header_field: b.header_field.clone() })
 }
 
+fn circuit_breaker(c: &objects::middleware::CircuitBreaker) -> Result<mw::CircuitBreaker, String> {
+    weir_proto::breaker::Expr::parse(&c.expression)
+        .map_err(|e| format!("circuitBreaker.expression {:?}: {e}", c.expression))?;
+    let duration = |field: &str, v: &Option<IntOrString>, default: u64| -> Result<u64, String> {
+        match v {
+            None => Ok(default),
+            Some(v) => match super::duration::parse_nanos(v) {
+                Some(n) if n > 0 => Ok(u64::try_from(n).unwrap_or(u64::MAX)),
+                Some(0) => Ok(default),
+                _ => Err(format!("invalid circuitBreaker.{field} {v:?}")),
+            },
+        }
+    };
+    let response_code = match c.response_code {
+        None | Some(0) => 503,
+        Some(code) => match u16::try_from(code) {
+            Ok(c) if (100..=599).contains(&c) => c,
+            _ => return Err(format!("invalid circuitBreaker.responseCode {code}")),
+        },
+    };
+    Ok(mw::CircuitBreaker {
+        expression: c.expression.clone(),
+        check_period_nanos: duration("checkPeriod", &c.check_period, 100_000_000)?,
+        fallback_duration_nanos: duration("fallbackDuration", &c.fallback_duration, 10_000_000_000)?,
+        recovery_duration_nanos: duration("recoveryDuration", &c.recovery_duration, 10_000_000_000)?,
+        response_code,
+    })
+}
+
+/// Traefik: the Secret holds one key whose value is `user:realm:hash` lines.
+fn digest_auth(
+    b: &objects::middleware::BasicAuth,
+    ns: &str,
+    store: &ObjectStore,
+) -> Result<mw::DigestAuth, String> {
+    if b.secret.is_empty() {
+        return Err("digestAuth.secret is required".into());
+    }
+    let secret = store
+        .secret(ns, &b.secret)
+        .ok_or_else(|| format!("failed to load auth credentials: secret '{ns}/{}' not found", b.secret))?;
+    let data = secret.decoded().map_err(|e| format!("secret '{ns}/{}': {e}", b.secret))?;
+    if data.len() != 1 {
+        return Err(format!(
+            "failed to load auth credentials: found {} elements for secret '{ns}/{}', must be single element exactly",
+            data.len(),
+            b.secret
+        ));
+    }
+    let text = data.values().next().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+    let mut users = Vec::new();
+    for line in text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)).filter(|l| !l.is_empty()) {
+        let parts: Vec<&str> = line.split(':').collect();
+        let [user, realm, hash] = parts.as_slice() else {
+            return Err(format!("error parsing DigestUser: {line}"));
+        };
+        users.push((user.to_string(), realm.to_string(), hash.to_string()));
+    }
+    if users.is_empty() {
+        return Err(format!(
+            "failed to load auth credentials: secret '{ns}/{}' does not contain any credentials",
+            b.secret
+        ));
+    }
+    if !b.header_field.is_empty() {
+        check_header(&b.header_field, "")?;
+    }
+    let realm = if b.realm.is_empty() { DEFAULT_REALM.to_string() } else { b.realm.clone() };
+    if realm.contains('"') || realm.bytes().any(|c| c < 0x20) {
+        return Err(format!("invalid realm {realm:?}"));
+    }
+    Ok(mw::DigestAuth { users, realm, remove_header: b.remove_header, header_field: b.header_field.clone() })
+}
+
 fn ip_allow_list(a: &objects::middleware::IpAllowList, allow_list: bool) -> Result<mw::IpAllowList, String> {
     let what = if allow_list { "IPAllowLister" } else { "IPWhiteLister" };
     if a.source_range.is_empty() {
@@ -647,8 +727,9 @@ fn buffering(b: &objects::middleware::Buffering) -> Result<mw::Buffering, String
 }
 
 fn forward_auth(f: &objects::middleware::ForwardAuth) -> Result<mw::ForwardAuth, String> {
-    let uri: http::Uri = f.address.parse().map_err(|e| format!("forwardAuth.address {:?}: {e}", f.address))?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+    let rest = f.address.strip_prefix("http://").or_else(|| f.address.strip_prefix("https://"));
+    let authority = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+    if authority.is_none_or(|a| a.is_empty() || a.contains(char::is_whitespace)) {
         return Err(format!("forwardAuth.address {:?} must be an http or https URL", f.address));
     }
     let mut insecure_skip_verify = false;
@@ -665,8 +746,9 @@ fn forward_auth(f: &objects::middleware::ForwardAuth) -> Result<mw::ForwardAuth,
         return Err("forwardAuth.authSigninURL is not supported yet".into());
     }
     if !f.auth_response_headers_regex.is_empty() {
-        check_regex(&f.auth_response_headers_regex)
-            .map_err(|e| format!("error compiling regular expression {}: {e}", f.auth_response_headers_regex))?;
+        check_regex(&f.auth_response_headers_regex).map_err(|e| {
+            format!("error compiling regular expression {}: {e}", f.auth_response_headers_regex)
+        })?;
     }
     for h in f.auth_response_headers.iter().chain(&f.auth_request_headers) {
         check_header(h, "")?;

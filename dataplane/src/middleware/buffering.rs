@@ -81,7 +81,7 @@ impl Buffering {
 
 /// oxy's `SizeErrHandler`: 413 with Go's status text.
 fn too_large() -> Response<Body> {
-    super::body(StatusCode::PAYLOAD_TOO_LARGE, Bytes::from_static(b"Request Entity Too Large"))
+    status_text(StatusCode::PAYLOAD_TOO_LARGE)
 }
 
 /// Reads a body to its end, refusing more than `max` bytes (0 = no limit).
@@ -135,5 +135,8 @@ mod tests {
         assert_eq!(big.status(), 500);
         let ok = rt.block_on(b.response(Response::new(Body::full("1234"))));
         assert_eq!(ok.headers()["content-length"], "4");
+        let refused = too_large();
+        let text = rt.block_on(refused.into_body().collect()).map(|c| c.to_bytes()).unwrap_or_default();
+        assert_eq!(text, Bytes::from_static(b"Request Entity Too Large"), "Go's status text");
     }
 }

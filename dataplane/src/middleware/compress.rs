@@ -164,6 +164,14 @@ impl Compress {
     }
 
     fn compressible(&self, resp: &Response<Body>) -> bool {
+        let status = resp.status();
+        if status.is_informational()
+            || status == http::StatusCode::NO_CONTENT
+            || status == http::StatusCode::NOT_MODIFIED
+        {
+            // No body: nothing to compress (Go's writer never sees data).
+            return false;
+        }
         let h = resp.headers();
         if h.get(CONTENT_ENCODING).is_some_and(|v| !v.is_empty()) {
             return false;

@@ -102,7 +102,7 @@ impl Errors {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         drop(resp);
         let Ok(uri) = self.page_path(code, from, &original.uri).parse::<Uri>() else {
-            return go_error(status, status.canonical_reason().unwrap_or(""));
+            return go_error(status, super::go_status_text(status));
         };
         let mut req = Request::new(UpstreamBody::Full(None));
         *req.method_mut() = Method::GET;

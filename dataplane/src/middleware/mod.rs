@@ -8,10 +8,13 @@
 
 pub mod basic_auth;
 pub mod buffering;
+pub mod circuit_breaker;
 pub mod compress;
 pub mod content_type;
+pub mod digest_auth;
 pub mod encoded_characters;
 pub mod errors;
+pub mod forward_auth;
 pub mod headers;
 pub mod htpasswd;
 pub mod in_flight;
@@ -79,6 +82,12 @@ pub enum Compiled {
     Retry(retry::Retry),
     /// Errors.
     Errors(errors::Errors),
+    /// ForwardAuth.
+    ForwardAuth(Box<forward_auth::ForwardAuth>),
+    /// DigestAuth.
+    DigestAuth(Box<digest_auth::DigestAuth>),
+    /// CircuitBreaker.
+    CircuitBreaker(circuit_breaker::CircuitBreaker),
 }
 
 impl Compiled {
@@ -119,6 +128,15 @@ impl Compiled {
                 Compiled::RateLimit(rate_limit::RateLimit::new(&def.name, c).map_err(err)?)
             }
             MiddlewareKind::Retry(c) => Compiled::Retry(retry::Retry::new(c)),
+            MiddlewareKind::CircuitBreaker(c) => {
+                Compiled::CircuitBreaker(circuit_breaker::CircuitBreaker::new(&def.name, c).map_err(err)?)
+            }
+            MiddlewareKind::DigestAuth(c) => {
+                Compiled::DigestAuth(Box::new(digest_auth::DigestAuth::new(c).map_err(err)?))
+            }
+            MiddlewareKind::ForwardAuth(c) => {
+                Compiled::ForwardAuth(Box::new(forward_auth::ForwardAuth::new(c).map_err(err)?))
+            }
             MiddlewareKind::Errors(c) => {
                 let id = service_id(&c.service)
                     .ok_or_else(|| err(format!("error page service {} is not defined", c.service)))?;
@@ -144,6 +162,16 @@ impl Compiled {
             // The service call is wrapped by `call_service`.
             Compiled::Retry(_) => Outcome::Next,
             Compiled::Errors(m) => m.request(ex),
+            Compiled::ForwardAuth(m) => m.request(ex, cx).await,
+            Compiled::DigestAuth(m) => m.request(ex, &state.digest_nonces),
+            Compiled::CircuitBreaker(m) => {
+                let now = Instant::now();
+                if m.allow(&mut state.breakers.borrow_mut(), now) {
+                    Outcome::NextWith(Hook::Breaker(now))
+                } else {
+                    Outcome::Respond(status_text(m.code))
+                }
+            }
             Compiled::ContentType => {
                 Outcome::NextWith(Hook::ContentType { head: *ex.method == Method::HEAD })
             }
@@ -175,6 +203,14 @@ impl Compiled {
     async fn response(&self, hook: Hook, mut resp: Response<Body>, cx: &Cx<'_>) -> Response<Body> {
         match (self, hook) {
             (Compiled::Errors(m), Hook::Errors(original)) => return m.response(*original, resp, cx).await,
+            (Compiled::ForwardAuth(m), Hook::AuthCookies(cookies)) => {
+                m.response(&cookies, resp.headers_mut())
+            }
+            (Compiled::CircuitBreaker(m), Hook::Breaker(start)) => {
+                let now = Instant::now();
+                let mut breakers = cx.worker.middleware_state.breakers.borrow_mut();
+                m.record(&mut breakers, resp.status().as_u16(), now.saturating_duration_since(start), now);
+            }
             (Compiled::Headers(m), Hook::Headers(state)) => m.response(&state, resp.headers_mut()),
             (Compiled::Buffering(m), Hook::Buffering) => return m.response(resp).await,
             (Compiled::Compress(m), Hook::Compress(encoding)) => return m.response(encoding, resp).await,
@@ -196,6 +232,10 @@ pub struct WorkerState {
     pub buckets: RefCell<rate_limit::Buckets>,
     /// InFlightReq counts.
     pub in_flight: in_flight::Counts,
+    /// DigestAuth nonce counts.
+    pub digest_nonces: digest_auth::NonceCounts,
+    /// CircuitBreaker states.
+    pub breakers: RefCell<circuit_breaker::Breakers>,
 }
 
 /// The request as middlewares see and change it.
@@ -259,6 +299,10 @@ pub enum Hook {
     Compress(compress::Encoding),
     /// Errors: what the page request needs.
     Errors(Box<errors::Original>),
+    /// ForwardAuth: the auth server's `Set-Cookie` values.
+    AuthCookies(Vec<HeaderValue>),
+    /// CircuitBreaker: when the request went in.
+    Breaker(Instant),
 }
 
 /// What middlewares reach beyond the request: the worker (its state, its pool) and the
@@ -356,5 +400,15 @@ pub fn go_error(status: StatusCode, msg: &str) -> Response<Body> {
 /// `rw.WriteHeader(status); rw.Write(StatusText(status))` under Traefik's disabled content
 /// sniffing: the bare status text and no `Content-Type`.
 pub fn status_text(status: StatusCode) -> Response<Body> {
-    body(status, Bytes::from_static(status.canonical_reason().unwrap_or("").as_bytes()))
+    body(status, Bytes::from_static(go_status_text(status).as_bytes()))
+}
+
+/// Go's `http.StatusText`, where it differs from the `http` crate's reason phrases.
+pub fn go_status_text(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        413 => "Request Entity Too Large",
+        414 => "Request URI Too Long",
+        416 => "Requested Range Not Satisfiable",
+        _ => status.canonical_reason().unwrap_or(""),
+    }
 }

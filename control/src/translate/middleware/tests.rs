@@ -34,7 +34,7 @@ const OBJECTS: &[(&str, &str, &str)] = &[
     ("apps", "two", "{addPrefix: {prefix: /a}, stripPrefix: {prefixes: [/b]}}"),
     ("apps", "badre", "{replacePathRegex: {regex: '(', replacement: x}}"),
     ("apps", "plugin", "{plugin: {foo: {bar: 1}}}"),
-    ("apps", "later", "{circuitBreaker: {expression: 'NetworkErrorRatio() > 0.5'}}"),
+    ("apps", "later", "{grpcWeb: {allowOrigins: ['*']}}"),
     ("apps", "uses-bad", "{chain: {middlewares: [{name: strip}, {name: badre}]}}"),
     ("shared", "other", "{replacePath: {path: /x}}"),
 ];
@@ -101,7 +101,7 @@ fn references_resolve_to_flat_names() {
         ),
         ("bad child of chain", vec![r("uses-bad", None)], false, Err("apps/badre")),
         ("plugin", vec![r("plugin", None)], false, Err("plugin middlewares are not supported")),
-        ("not yet", vec![r("later", None)], false, Err("circuitBreaker middlewares are not supported yet")),
+        ("not yet", vec![r("later", None)], false, Err("grpcWeb middlewares are not supported yet")),
     ];
     for (name, refs, cross, want) in cases {
         let mut defs = BTreeMap::new();
@@ -399,6 +399,53 @@ fn traffic_middlewares_translate_with_traefik_defaults() {
         ),
         ("errors without service", "{errors: {status: ['500']}}", Err("errors.service is required")),
         ("errors bad rewrite", "{errors: {statusRewrites: {'500': 99}, service: {name: p}}}", Err("invalid status code")),
+        (
+            "forward auth",
+            "{forwardAuth: {address: 'https://auth.test/check', tls: {insecureSkipVerify: true}, authResponseHeaders: [X-User], forwardBody: true}}",
+            Ok(MiddlewareKind::ForwardAuth(Box::new(mw::ForwardAuth {
+                address: "https://auth.test/check".into(),
+                insecure_skip_verify: true,
+                trust_forward_header: false,
+                auth_response_headers: vec!["X-User".into()],
+                auth_response_headers_regex: String::new(),
+                auth_request_headers: vec![],
+                add_auth_cookies_to_response: vec![],
+                forward_body: true,
+                max_body_size: -1,
+                preserve_location_header: false,
+                preserve_request_method: false,
+            }))),
+        ),
+        ("forward auth bad address", "{forwardAuth: {address: 'auth.test'}}", Err("must be an http or https URL")),
+        ("forward auth ca secret", "{forwardAuth: {address: 'https://a', tls: {caSecret: ca}}}", Err("not supported yet")),
+        (
+            "forward auth bad regex",
+            "{forwardAuth: {address: 'http://a', authResponseHeadersRegex: '('}}",
+            Err("error compiling regular expression"),
+        ),
+        (
+            "circuit breaker defaults",
+            "{circuitBreaker: {expression: 'NetworkErrorRatio() > 0.5'}}",
+            Ok(MiddlewareKind::CircuitBreaker(mw::CircuitBreaker {
+                expression: "NetworkErrorRatio() > 0.5".into(),
+                check_period_nanos: 100_000_000,
+                fallback_duration_nanos: 10_000_000_000,
+                recovery_duration_nanos: 10_000_000_000,
+                response_code: 503,
+            })),
+        ),
+        (
+            "circuit breaker fields",
+            "{circuitBreaker: {expression: 'LatencyAtQuantileMS(50.0) > 100', checkPeriod: 1s, fallbackDuration: 30, recoveryDuration: 5s, responseCode: 429}}",
+            Ok(MiddlewareKind::CircuitBreaker(mw::CircuitBreaker {
+                expression: "LatencyAtQuantileMS(50.0) > 100".into(),
+                check_period_nanos: 1_000_000_000,
+                fallback_duration_nanos: 30_000_000_000,
+                recovery_duration_nanos: 5_000_000_000,
+                response_code: 429,
+            })),
+        ),
+        ("circuit breaker bad expression", "{circuitBreaker: {expression: 'Foo() > 1'}}", Err("unsupported function Foo")),
         ("retry no attempts", "{retry: {}}", Err("incorrect (or empty) value for attempt (0)")),
         ("retry bad range", "{retry: {attempts: 2, status: ['599-500']}}", Err("invalid status code range")),
         ("content type", "{contentType: {autoDetect: true}}", Ok(MiddlewareKind::ContentType)),
@@ -438,6 +485,37 @@ fn tcp_middlewares_are_validated() {
         match (validate_tcp(&spec(y)), want) {
             (Ok(()), None) => {}
             (Err(e), Some(f)) => assert!(e.contains(f), "case {name}: {e}"),
+            (got, want) => panic!("case {name}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn digest_auth_reads_user_realm_hash_lines() {
+    let users = "kind: Secret\nmetadata: {name: users, namespace: apps}\nstringData:\n  users: |\n    alice:traefik:0123\n    bob:other:4567\n";
+    let bad = "kind: Secret\nmetadata: {name: bad, namespace: apps}\nstringData: {a: 'alice:hash'}\n";
+    // (case, spec, extra objects, Ok(users) or Err(fragment))
+    type Case<'a> = (&'a str, &'a str, &'a str, Result<Vec<(&'a str, &'a str, &'a str)>, &'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "lines",
+            "{digestAuth: {secret: users}}",
+            users,
+            Ok(vec![("alice", "traefik", "0123"), ("bob", "other", "4567")]),
+        ),
+        ("two parts", "{digestAuth: {secret: bad}}", bad, Err("error parsing DigestUser: alice:hash")),
+        ("missing", "{digestAuth: {secret: nope}}", "", Err("secret 'apps/nope' not found")),
+        ("no secret", "{digestAuth: {}}", "", Err("digestAuth.secret is required")),
+    ];
+    for (name, spec, extra, want) in cases {
+        match (kind_of(spec, extra), want) {
+            (Ok(MiddlewareKind::DigestAuth(d)), Ok(users)) => {
+                let got: Vec<(&str, &str, &str)> =
+                    d.users.iter().map(|(u, r, h)| (u.as_str(), r.as_str(), h.as_str())).collect();
+                assert_eq!(got, users, "case {name}");
+                assert_eq!(d.realm, "traefik", "case {name}");
+            }
+            (Err(e), Err(fragment)) => assert!(e.contains(fragment), "case {name}: {e}"),
             (got, want) => panic!("case {name}: got {got:?}, want {want:?}"),
         }
     }
