@@ -57,12 +57,13 @@ fn main() -> ExitCode {
 struct Pipeline {
     source_problems: ProblemLog,
     compiler: Compiler,
+    parsed: manifests::ParseCache,
 }
 
 impl Pipeline {
     /// Reads the manifests and compiles them; the snapshot when it changed.
     fn reload(&mut self, dir: &Path) -> Option<Snapshot> {
-        let loaded = manifests::load(dir);
+        let loaded = manifests::load_cached(dir, &mut self.parsed);
         tracing::info!(files = loaded.files, objects = loaded.store.len(), "read manifests");
         self.source_problems.report(loaded.problems);
         self.compiler.update(&loaded.store)
@@ -90,6 +91,7 @@ async fn serve(config: StaticConfig) -> anyhow::Result<()> {
     let mut pipeline = Pipeline {
         source_problems: ProblemLog::default(),
         compiler: Compiler::new(CompileOptions::from_config(&config)),
+        parsed: manifests::ParseCache::default(),
     };
     let initial = pipeline.reload(&dir).unwrap_or_default();
     let (snapshots, receiver) = watch::channel(initial);

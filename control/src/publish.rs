@@ -263,3 +263,126 @@ async fn recv(fd: &AsyncFd<Conn>) -> Result<Frame, PublishError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_proto::channel::{read_sealed, Listener};
+    use weir_proto::snapshot::{LoadBalancer, Scheme, Server, Service, ServiceKind};
+
+    struct NoLauncher;
+    impl Launcher for NoLauncher {
+        fn launch(&mut self) -> Result<tokio::sync::oneshot::Receiver<String>, SuperviseError> {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let _ = tx.send("test: no dataplane to launch".to_string());
+            Ok(rx)
+        }
+    }
+
+    fn snapshot(port: u16) -> Snapshot {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let server = Server {
+            url: format!("http://{address}"),
+            address,
+            weight: 1,
+            scheme: Scheme::Http,
+            hostname: None,
+            fenced: false,
+        };
+        Snapshot {
+            services: vec![Service {
+                name: "app".into(),
+                kind: ServiceKind::LoadBalancer(LoadBalancer {
+                    servers: vec![server],
+                    pass_host_header: true,
+                    sticky: None,
+                    health_check: None,
+                    servers_transport: None,
+                    flush_interval_ms: 100,
+                }),
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// A fake data plane: serves one connection, answers with `answer`, says on `received`
+    /// after each frame, and returns what it got.
+    fn fake_dataplane(
+        listener: Listener,
+        frames: usize,
+        received: std::sync::mpsc::Sender<()>,
+        answer: fn(&Frame) -> Frame,
+    ) -> Vec<(Frame, Option<Snapshot>)> {
+        let conn = listener.accept().expect("accept");
+        conn.send(&Frame::Hello { generation: 0 }, None).expect("hello");
+        let mut got = Vec::new();
+        for _ in 0..frames {
+            let (frame, fd) = conn.recv().expect("frame");
+            let snapshot = match (&frame, fd) {
+                (Frame::Snapshot { size, .. }, Some(fd)) => {
+                    Some(Snapshot::decode(&read_sealed(&fd, *size).expect("sealed")).expect("decodes"))
+                }
+                _ => None,
+            };
+            conn.send(&answer(&frame), None).expect("answer");
+            got.push((frame, snapshot));
+            let _ = received.send(());
+        }
+        got
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn endpoint_change_goes_as_a_delta_and_a_rejected_delta_is_repaired_with_the_full_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dp.sock");
+        let listener = Listener::bind(&path).expect("bind");
+        // Applies snapshots, rejects every delta (as a data plane serving another base does).
+        let (received_tx, received) = std::sync::mpsc::channel();
+        let dataplane = std::thread::spawn(move || {
+            fake_dataplane(listener, 3, received_tx, |f| match f {
+                Frame::Endpoints { generation, .. } => {
+                    Frame::Rejected { generation: *generation, reason: "wrong base".into() }
+                }
+                other => Frame::Applied { generation: other.generation() },
+            })
+        });
+        let (tx, rx) = watch::channel(snapshot(1));
+        let publisher = tokio::spawn(async move {
+            let mut supervisor = Supervisor::new(path, NoLauncher);
+            let mut publisher = Publisher { deltas: true, ..Publisher::default() };
+            publisher.run(&mut supervisor, rx).await
+        });
+        // The change comes once the first snapshot is in, so it cannot replace it.
+        tokio::task::spawn_blocking(move || received.recv_timeout(Duration::from_secs(10)))
+            .await
+            .expect("join")
+            .expect("the first snapshot arrives");
+        tx.send(snapshot(2)).expect("publisher listens");
+        let got = tokio::task::spawn_blocking(move || dataplane.join().expect("fake dataplane"))
+            .await
+            .expect("join");
+        // The fake data plane has hung up; the publisher would now reconnect forever.
+        publisher.abort();
+        drop(tx);
+
+        let kinds: Vec<String> = got
+            .iter()
+            .map(|(f, _)| match f {
+                Frame::Snapshot { generation, .. } => format!("snapshot {generation}"),
+                Frame::Endpoints { generation, body: DeltaBody::Inline(_) } => {
+                    format!("inline delta {generation}")
+                }
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["snapshot 1", "inline delta 2", "snapshot 3"]);
+        if let (Frame::Endpoints { body: DeltaBody::Inline(bytes), .. }, _) = &got[1] {
+            let delta = EndpointsDelta::decode(bytes).expect("decodes");
+            assert_eq!((delta.base_generation, delta.generation), (1, 2));
+            assert_eq!(delta.service_names().collect::<Vec<_>>(), ["app"]);
+        }
+        let mut want = snapshot(2);
+        want.generation = 3;
+        assert_eq!(got[2].1.as_ref(), Some(&want), "the repair is the full current snapshot");
+    }
+}

@@ -144,15 +144,22 @@ impl Reply {
     }
 }
 
-async fn h2_client<T>(io: T) -> h2::client::SendRequest<Bytes>
+/// An HTTP/2 client connection; aborting `conn` drops the socket without a goodbye.
+struct Client {
+    send: h2::client::SendRequest<Bytes>,
+    conn: tokio::task::AbortHandle,
+}
+
+async fn h2_client<T>(io: T) -> Client
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (client, conn) = h2::client::handshake(io).await.expect("h2 handshake with weir");
-    tokio::spawn(async move {
+    let (send, conn) = h2::client::handshake(io).await.expect("h2 handshake with weir");
+    let conn = tokio::spawn(async move {
         let _ = conn.await;
-    });
-    client
+    })
+    .abort_handle();
+    Client { send, conn }
 }
 
 /// Starts a call: sends the request and its single message, returns the response.
@@ -228,7 +235,7 @@ fn certificate() -> (Vec<u8>, String, String) {
     (ca_cert.der().to_vec(), cert.pem(), key.serialize_pem())
 }
 
-async fn tls_client(port: u16, ca: &[u8]) -> h2::client::SendRequest<Bytes> {
+async fn tls_client(port: u16, ca: &[u8]) -> Client {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(rustls::pki_types::CertificateDer::from(ca.to_vec())).expect("CA is a valid anchor");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -303,18 +310,33 @@ async fn setup() -> Setup {
     Setup { weir, ca, seen, _whoami: whoami }
 }
 
-/// The h2c and the TLS client, once weir routes `grpc.test` on both.
-async fn clients(s: &Setup) -> [(&'static str, h2::client::SendRequest<Bytes>); 2] {
-    let clear = h2_client(TcpStream::connect(("127.0.0.1", s.weir.port)).await.expect("connect")).await;
-    let secure = tls_client(s.weir.port, &s.ca).await;
-    // Routes apply with the snapshot; the ready route proved the snapshot is in.
-    [("http", clear), ("https", secure)]
+/// A new h2c or TLS (`https`) client connection to weir.
+async fn connect(s: &Setup, scheme: &str) -> Client {
+    match scheme {
+        "https" => tls_client(s.weir.port, &s.ca).await,
+        _ => h2_client(TcpStream::connect(("127.0.0.1", s.weir.port)).await.expect("connect")).await,
+    }
+}
+
+/// Waits for the backend to report a cancelled `Count` stream.
+async fn expect_cancelled(s: &mut Setup, scheme: &str, how: &str) {
+    let seen = tokio::time::timeout(Duration::from_secs(5), s.seen.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{scheme}: the backend kept streaming after the client {how}"));
+    match seen {
+        Some(Seen::Cancelled { sent, reason }) => {
+            assert!(sent < 1000, "{scheme}: {sent}");
+            assert_eq!(reason, h2::Reason::CANCEL, "{scheme}, client {how}");
+        }
+        other => panic!("{scheme}: client {how}, backend saw {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unary_and_server_streaming_calls_keep_their_trailers_over_h2c_and_tls() {
     let mut s = setup().await;
-    for (scheme, client) in clients(&s).await {
+    for scheme in ["http", "https"] {
+        let client = connect(&s, scheme).await.send;
         let r = call(&client, scheme, UNARY, "hello").await;
         assert_eq!(r.status, 200, "{scheme}: {r:?}\n{}", s.weir.log());
         assert_eq!(r.messages, ["echo: hello"], "{scheme}: {r:?}");
@@ -335,7 +357,8 @@ async fn unary_and_server_streaming_calls_keep_their_trailers_over_h2c_and_tls()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_client_stream_cancels_the_backend_stream() {
     let mut s = setup().await;
-    for (scheme, client) in clients(&s).await {
+    for scheme in ["http", "https"] {
+        let client = connect(&s, scheme).await.send;
         // 1000 messages at 20 ms each: the stream would run for 20 s if nobody cancelled it.
         let (parts, mut body, mut send) = start_call(&client, scheme, COUNT, "1000").await;
         assert_eq!(parts.status, 200, "{scheme}");
@@ -343,18 +366,22 @@ async fn a_cancelled_client_stream_cancels_the_backend_stream() {
         // What a gRPC client does when its call is cancelled: RST_STREAM(CANCEL).
         send.send_reset(h2::Reason::CANCEL);
         drop(body);
-        let seen = tokio::time::timeout(Duration::from_secs(5), s.seen.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{scheme}: the backend kept streaming after the client cancelled"));
-        match seen {
-            Some(Seen::Cancelled { sent, reason }) => {
-                assert!(sent < 1000, "{scheme}: {sent}");
-                assert_eq!(reason, h2::Reason::CANCEL, "{scheme}");
-            }
-            other => panic!("{scheme}: backend saw {other:?}"),
-        }
+        expect_cancelled(&mut s, scheme, "reset its stream").await;
         // The client's connection is still good for the next call.
         let r = call(&client, scheme, UNARY, "again").await;
         assert_eq!(r.messages, ["echo: again"], "{scheme}: {r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_cancels_the_backend_stream() {
+    let mut s = setup().await;
+    for scheme in ["http", "https"] {
+        let client = connect(&s, scheme).await;
+        let (_, mut body, _send) = start_call(&client.send, scheme, COUNT, "1000").await;
+        assert_eq!(read_messages(&mut body, 2).await, ["0", "1"], "{scheme}");
+        // The client process dies: its socket closes with no RST_STREAM or GOAWAY.
+        client.conn.abort();
+        expect_cancelled(&mut s, scheme, "disconnected").await;
     }
 }

@@ -1,7 +1,8 @@
 //! The manifests source: every `*.yaml` / `*.yml` file under a directory (recursive, sorted),
 //! each a multi-document YAML stream of Kubernetes objects. A file that is not YAML disables
 //! that file's objects only; a document that does not fit its kind disables that object only.
-//! Reading is synchronous and complete; watching for changes is `watch`'s concern.
+//! Reading is synchronous and complete; watching for changes is `watch`'s concern. A
+//! [`ParseCache`] lets a reload re-parse only the files whose metadata changed.
 
 use std::path::{Path, PathBuf};
 
@@ -23,8 +24,64 @@ pub struct Manifests {
     pub files: usize,
 }
 
+/// Parsed files by path, with the metadata they were read with, so that a reload re-parses
+/// only the files that changed (10,000 files take over a second to parse; see
+/// `bench/RESULTS.md`).
+#[derive(Debug, Default)]
+pub struct ParseCache {
+    files: std::collections::HashMap<PathBuf, Parsed>,
+}
+
+#[derive(Debug)]
+struct Parsed {
+    stamp: FileStamp,
+    objects: Vec<Object>,
+    problems: Vec<Problem>,
+}
+
+/// What identifies a file's content without reading it: inode, size, mtime and ctime (any write
+/// or rename changes one of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+
+    /// Whether the file changed so recently that a second write could still land within the
+    /// same timestamp tick unnoticed (git's "racily clean" rule): such files are not cached.
+    fn is_racy(&self, now: i64) -> bool {
+        self.mtime.0.max(self.ctime.0) >= now - 2
+    }
+}
+
 /// Reads every manifest under `dir`.
 pub fn load(dir: &Path) -> Manifests {
+    load_cached(dir, &mut ParseCache::default())
+}
+
+/// Reads every manifest under `dir`, re-parsing only files whose metadata changed since they
+/// went into `cache`; files no longer present leave the cache.
+pub fn load_cached(dir: &Path, cache: &mut ParseCache) -> Manifests {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    load_at(dir, cache, now)
+}
+
+fn load_at(dir: &Path, cache: &mut ParseCache, now: i64) -> Manifests {
     let mut out = Manifests::default();
     let mut files = Vec::new();
     if let Err(e) = collect_files(dir, &mut files) {
@@ -32,16 +89,46 @@ pub fn load(dir: &Path) -> Manifests {
         return out;
     }
     let mut origin = std::collections::BTreeMap::new();
+    let mut seen = std::collections::HashSet::with_capacity(files.len());
     for path in files {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                out.problems.push(file_problem(&path, None, format!("cannot read manifest file: {e}")));
-                continue;
+        let stamp = FileStamp::of(&path);
+        let cached = cache.files.get(&path).filter(|c| Some(c.stamp) == stamp);
+        let objects = match cached {
+            Some(c) => {
+                out.problems.extend(c.problems.iter().cloned());
+                c.objects.clone()
+            }
+            None => {
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        out.problems.push(file_problem(
+                            &path,
+                            None,
+                            format!("cannot read manifest file: {e}"),
+                        ));
+                        continue;
+                    }
+                };
+                let mut problems = Vec::new();
+                let objects = parse_file(&path, &text, &mut problems);
+                out.problems.extend(problems.iter().cloned());
+                match stamp.filter(|s| !s.is_racy(now)) {
+                    Some(stamp) => {
+                        cache
+                            .files
+                            .insert(path.clone(), Parsed { stamp, objects: objects.clone(), problems });
+                    }
+                    None => {
+                        cache.files.remove(&path);
+                    }
+                }
+                objects
             }
         };
+        seen.insert(path.clone());
         out.files += 1;
-        for object in parse_file(&path, &text, &mut out.problems) {
+        for object in objects {
             let meta = object.metadata();
             let key = (object.kind(), meta.namespace().to_string(), meta.name.clone());
             if let Some(previous) = origin.insert(key.clone(), path.clone()) {
@@ -61,6 +148,7 @@ pub fn load(dir: &Path) -> Manifests {
             out.store.insert(object);
         }
     }
+    cache.files.retain(|path, _| seen.contains(path));
     out
 }
 
@@ -349,5 +437,42 @@ mod tests {
         assert_eq!(a.spec.type_.as_deref(), Some("ExternalName"));
         let severities: Vec<Severity> = m.problems.iter().map(|p| p.severity).collect();
         assert_eq!(severities, [Severity::Error, Severity::Warning], "{:?}", m.problems);
+    }
+
+    #[test]
+    fn cached_reload_sees_every_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let svc = |name: &str, port: u16| {
+            format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{ports: [{{port: {port}}}]}}\n")
+        };
+        let port = |m: &Manifests, name: &str| {
+            m.store.service("default", name).map(|s| s.spec.ports.first().map(|p| p.port))
+        };
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+        write("a.yaml", &svc("a", 80));
+        write("b.yaml", &svc("b", 80));
+        // Far in the future: no file counts as racily clean, so everything is cached.
+        let (mut cache, later) = (ParseCache::default(), i64::MAX / 2);
+        let m = load_at(dir.path(), &mut cache, later);
+        assert_eq!((port(&m, "a"), port(&m, "b")), (Some(Some(80)), Some(Some(80))));
+        assert_eq!(cache.files.len(), 2);
+        // In place, same size (new mtime/ctime), and by rename (new inode).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write("a.yaml", &svc("a", 81));
+        std::fs::write(dir.path().join(".b.tmp"), svc("b", 82)).expect("write");
+        std::fs::rename(dir.path().join(".b.tmp"), dir.path().join("b.yaml")).expect("rename");
+        let m = load_at(dir.path(), &mut cache, later);
+        assert_eq!((port(&m, "a"), port(&m, "b")), (Some(Some(81)), Some(Some(82))));
+        std::fs::remove_file(dir.path().join("b.yaml")).expect("remove");
+        let m = load_at(dir.path(), &mut cache, later);
+        assert_eq!((port(&m, "a"), port(&m, "b")), (Some(Some(81)), None));
+        assert_eq!(cache.files.len(), 1, "a removed file leaves the cache");
+        // Racily clean files (changed within the last seconds) are never cached.
+        let mut fresh = ParseCache::default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        load_at(dir.path(), &mut fresh, now);
+        assert!(fresh.files.is_empty());
     }
 }
