@@ -313,6 +313,9 @@ fn indent(s: &str) -> String {
 }
 
 /// A TLS backend with a private CA that requires a client certificate from that CA.
+/// The URI SAN every certificate of the test CA carries.
+const PEER_URI: &str = "spiffe://weir.test/backend";
+
 fn mtls_backend() -> (SocketAddr, Pem, Pem) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -326,8 +329,12 @@ fn mtls_backend() -> (SocketAddr, Pem, Pem) {
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let leaf = |names: Vec<String>| {
         let key = rcgen::KeyPair::generate().expect("leaf key");
-        let cert =
-            rcgen::CertificateParams::new(names).expect("params").signed_by(&key, &issuer).expect("leaf");
+        let mut params = rcgen::CertificateParams::new(names).expect("params");
+        // A URI SAN, for ServersTransport.peerCertURI.
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::URI(rcgen::string::Ia5String::try_from(PEER_URI).expect("ascii URI")));
+        let cert = params.signed_by(&key, &issuer).expect("leaf");
         Pem { cert: cert.pem(), key: key.serialize_pem() }
     };
     let server = leaf(vec!["backend.internal".into()]);
@@ -389,7 +396,7 @@ fn tls_backend_with_a_private_ca_and_a_client_certificate() {
         indent(&client.cert),
         indent(&client.key)
     );
-    let transport = "apiVersion: traefik.io/v1alpha1\nkind: ServersTransport\nmetadata: {name: mtls, namespace: default}\nspec:\n  serverName: backend.internal\n  rootCAs: [{secret: backend-ca}]\n  certificatesSecrets: [client-cert]\n";
+    let transport = "apiVersion: traefik.io/v1alpha1\nkind: ServersTransport\nmetadata: {name: mtls, namespace: default}\nspec:\n  serverName: backend.internal\n  rootCAs: [{secret: backend-ca}]\n  certificatesSecrets: [client-cert]\n---\napiVersion: traefik.io/v1alpha1\nkind: ServersTransport\nmetadata: {name: by-uri, namespace: default}\nspec:\n  peerCertURI: spiffe://weir.test/backend\n  rootCAs: [{secret: backend-ca}]\n  certificatesSecrets: [client-cert]\n---\napiVersion: traefik.io/v1alpha1\nkind: ServersTransport\nmetadata: {name: wrong-uri, namespace: default}\nspec:\n  peerCertURI: spiffe://weir.test/someone-else\n  rootCAs: [{secret: backend-ca}]\n  certificatesSecrets: [client-cert]\n";
     let files = [
         ("secrets.yaml", secrets),
         ("st.yaml", transport.to_string()),
@@ -399,6 +406,14 @@ fn tls_backend_with_a_private_ca_and_a_client_certificate() {
         // Another Service: one `<ns>-<svc>-<port>` load balancer has one transport (Traefik).
         ("svc2.yaml", service_yaml("default", "secure-default", 443, "", &[addr])),
         ("r2.yaml", route("untrusted.test", "[{name: secure-default, port: 443}]")),
+        // peerCertURI: the URI SAN is checked instead of the host name (Traefik).
+        ("svc3.yaml", service_yaml("default", "secure-uri", 443, "", &[addr])),
+        ("r3.yaml", route("uri.test", "[{name: secure-uri, port: 443, serversTransport: by-uri}]")),
+        ("svc4.yaml", service_yaml("default", "secure-wrong-uri", 443, "", &[addr])),
+        (
+            "r4.yaml",
+            route("wronguri.test", "[{name: secure-wrong-uri, port: 443, serversTransport: wrong-uri}]"),
+        ),
     ];
     let weir = start(&files, &[], "mtls.test");
     let r = weir.get("mtls.test", "/").expect("get");
@@ -412,4 +427,8 @@ fn tls_backend_with_a_private_ca_and_a_client_certificate() {
     // untrusted certificate.
     let r = weir.get("untrusted.test", "/").expect("get");
     assert_eq!((r.status, r.text().as_str()), (500, "Internal Server Error"));
+    let r = weir.wait_for("uri.test", "/", Duration::from_secs(10), |r| r.status != 404);
+    assert_eq!((r.status, r.backend()), (200, Some("tls")), "peerCertURI matches the URI SAN: {r:?}");
+    let r = weir.wait_for("wronguri.test", "/", Duration::from_secs(10), |r| r.status != 404);
+    assert_eq!((r.status, r.text().as_str()), (500, "Internal Server Error"), "another URI is refused");
 }

@@ -284,6 +284,14 @@ pub struct ServersTransport {
     pub idle_conn_timeout_ms: u64,
     /// Never negotiate HTTP/2 with TLS servers.
     pub disable_http2: bool,
+    /// HTTP/2 connections with no frame received for this long are pinged, ms; 0 is never
+    /// (Traefik's `readIdleTimeout`).
+    pub read_idle_timeout_ms: u64,
+    /// An unanswered HTTP/2 ping closes the connection after this, ms (Traefik default 15 s).
+    pub ping_timeout_ms: u64,
+    /// When set, the server's chain is verified against the roots and its certificate must
+    /// carry this URI among its SANs; the host name is not checked (Traefik's `peerCertURI`).
+    pub peer_cert_uri: Option<String>,
 }
 
 impl Default for ServersTransport {
@@ -299,6 +307,9 @@ impl Default for ServersTransport {
             response_header_timeout_ms: 0,
             idle_conn_timeout_ms: 90_000,
             disable_http2: false,
+            read_idle_timeout_ms: 0,
+            ping_timeout_ms: 15_000,
+            peer_cert_uri: None,
         }
     }
 }

@@ -42,8 +42,8 @@ pub fn translate_all(store: &ObjectStore, problems: &mut Vec<Problem>) -> Vec<Se
 fn build(store: &ObjectStore, st: &ServersTransportObject) -> Result<ServersTransport, String> {
     let namespace = st.metadata.namespace();
     let spec = &st.spec;
-    if spec.spiffe.is_some() || spec.peer_cert_uri.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err("spiffe and peerCertURI are not supported by weir".into());
+    if spec.spiffe.is_some() {
+        return Err("spiffe is not supported by weir".into());
     }
     let mut root_cas = Vec::new();
     for ca in &spec.root_cas {
@@ -85,6 +85,13 @@ fn build(store: &ObjectStore, st: &ServersTransportObject) -> Result<ServersTran
             defaults.idle_conn_timeout_ms,
         )?,
         disable_http2: spec.disable_http2,
+        read_idle_timeout_ms: ms(
+            &timeouts.read_idle_timeout,
+            "readIdleTimeout",
+            defaults.read_idle_timeout_ms,
+        )?,
+        ping_timeout_ms: ms(&timeouts.ping_timeout, "pingTimeout", defaults.ping_timeout_ms)?,
+        peer_cert_uri: spec.peer_cert_uri.clone().filter(|s| !s.is_empty()),
     })
 }
 

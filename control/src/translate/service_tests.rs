@@ -108,7 +108,7 @@ spec: {}
 apiVersion: traefik.io/v1alpha1
 kind: ServersTransport
 metadata: {name: tight}
-spec: {serverName: api.internal, forwardingTimeouts: {responseHeaderTimeout: 1s, dialTimeout: 2}}
+spec: {serverName: api.internal, forwardingTimeouts: {responseHeaderTimeout: 1s, dialTimeout: 2, readIdleTimeout: 30s}}
 ";
 
 fn store() -> ObjectStore {
@@ -312,6 +312,8 @@ fn servers_transports_are_translated() {
         (Some("api.internal"), 1_000, 2_000)
     );
     assert_eq!((t.idle_conn_timeout_ms, t.max_idle_conns_per_host), (90_000, 200));
+    // HTTP/2 health pings: readIdleTimeout as written, pingTimeout at Traefik's 15 s default.
+    assert_eq!((t.read_idle_timeout_ms, t.ping_timeout_ms), (30_000, 15_000));
 }
 
 #[test]

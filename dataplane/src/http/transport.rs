@@ -38,6 +38,8 @@ pub struct Transport {
     pub response_header_timeout: Option<Duration>,
     /// Lifetime of an idle pooled connection.
     pub idle_timeout: Option<Duration>,
+    /// HTTP/2 health pings: (interval without received frames, time to wait for the answer).
+    h2_ping: Option<(Duration, Duration)>,
 }
 
 impl Transport {
@@ -47,10 +49,8 @@ impl Transport {
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?;
-        let builder = if t.insecure_skip_verify {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-        } else if t.root_cas.is_empty() {
-            builder.with_root_certificates(system_roots())
+        let roots = if t.root_cas.is_empty() {
+            system_roots()
         } else {
             let mut roots = RootCertStore::empty();
             for pem in &t.root_cas {
@@ -59,6 +59,17 @@ impl Transport {
                     roots.add(cert).map_err(|e| format!("rootCAs: {e}"))?;
                 }
             }
+            roots
+        };
+        let builder = if t.insecure_skip_verify {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+        } else if let Some(uri) = &t.peer_cert_uri {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(PeerUriVerification {
+                roots: Arc::new(roots),
+                uri: uri.clone(),
+                provider,
+            }))
+        } else {
             builder.with_root_certificates(roots)
         };
         let mut config = match t.certificates.first() {
@@ -90,6 +101,8 @@ impl Transport {
             dial_timeout: ms(t.dial_timeout_ms).unwrap_or(Duration::from_secs(30)),
             response_header_timeout: ms(t.response_header_timeout_ms),
             idle_timeout: ms(t.idle_conn_timeout_ms),
+            h2_ping: ms(t.read_idle_timeout_ms)
+                .map(|interval| (interval, ms(t.ping_timeout_ms).unwrap_or(Duration::from_secs(15)))),
         })
     }
 
@@ -117,8 +130,8 @@ impl Transport {
         let _ = stream.set_nodelay(true);
         let io = stream.try_into_poll_io().map_err(|(source, _)| UpstreamError::Connect { addr, source })?;
         match scheme {
-            Scheme::Http => handshake(MonoioIo::new(io), false, addr).await,
-            Scheme::H2c => handshake(MonoioIo::new(io), true, addr).await,
+            Scheme::Http => handshake(MonoioIo::new(io), false, addr, self.h2_ping).await,
+            Scheme::H2c => handshake(MonoioIo::new(io), true, addr, self.h2_ping).await,
             Scheme::Https => {
                 let name = self.server_name(host);
                 let name =
@@ -133,23 +146,32 @@ impl Transport {
                     .map_err(|_| UpstreamError::DialTimeout { addr })?
                     .map_err(|e| UpstreamError::Tls { addr, reason: e.to_string() })?;
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                handshake(MonoioIo::new(tls), h2, addr).await
+                handshake(MonoioIo::new(tls), h2, addr, self.h2_ping).await
             }
         }
     }
 }
 
-async fn handshake<T>(io: MonoioIo<T>, h2: bool, addr: SocketAddr) -> Result<Sender, UpstreamError>
+async fn handshake<T>(
+    io: MonoioIo<T>,
+    h2: bool,
+    addr: SocketAddr,
+    h2_ping: Option<(Duration, Duration)>,
+) -> Result<Sender, UpstreamError>
 where
     T: monoio::io::poll_io::AsyncRead + monoio::io::poll_io::AsyncWrite + Unpin + 'static,
 {
     let http = |source| UpstreamError::Http { addr, source };
     if h2 {
-        let (sender, conn) = http2::Builder::new(MonoioExecutor)
-            .timer(MonoioTimer)
-            .handshake::<_, UpstreamBody>(io)
-            .await
-            .map_err(http)?;
+        let mut builder = http2::Builder::new(MonoioExecutor);
+        builder.timer(MonoioTimer);
+        // Traefik's readIdleTimeout/pingTimeout: hyper pings once no frame arrived for the
+        // interval (pooled idle connections too) and closes the connection when the answer
+        // does not come in time, so a dead backend connection is not reused.
+        if let Some((interval, timeout)) = h2_ping {
+            builder.keep_alive_interval(interval).keep_alive_timeout(timeout).keep_alive_while_idle(true);
+        }
+        let (sender, conn) = builder.handshake::<_, UpstreamBody>(io).await.map_err(http)?;
         monoio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%addr, "upstream h2 connection ended: {e}");
@@ -222,4 +244,80 @@ impl ServerCertVerifier for NoVerification {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// Traefik's `peerCertURI`: the chain must lead to a trusted root, and the server's certificate
+/// must carry the URI among its subject alternative names; the host name is not compared.
+#[derive(Debug)]
+struct PeerUriVerification {
+    roots: Arc<RootCertStore>,
+    uri: String,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for PeerUriVerification {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            &self.roots,
+            intermediates,
+            now,
+            self.provider.signature_verification_algorithms.all,
+        )?;
+        if has_uri_san(end_entity, &self.uri) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!("certificate has no URI SAN {}", self.uri)))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Whether the certificate lists `uri` among its URI subject alternative names.
+fn has_uri_san(cert: &CertificateDer<'_>, uri: &str) -> bool {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else { return false };
+    let Ok(Some(san)) = parsed.subject_alternative_name() else { return false };
+    san.value
+        .general_names
+        .iter()
+        .any(|n| matches!(n, x509_parser::extensions::GeneralName::URI(u) if *u == uri))
 }
