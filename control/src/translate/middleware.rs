@@ -518,18 +518,29 @@ fn check_header(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn basic_auth(
+/// The Secret holding a BasicAuth/DigestAuth middleware's users, and its decoded data.
+fn auth_secret<'a>(
+    field: &str,
     b: &objects::middleware::BasicAuth,
     ns: &str,
-    store: &ObjectStore,
-) -> Result<mw::BasicAuth, String> {
+    store: &'a ObjectStore,
+) -> Result<(&'a crate::objects::Secret, std::collections::BTreeMap<String, Vec<u8>>), String> {
     if b.secret.is_empty() {
-        return Err("basicAuth.secret is required".into());
+        return Err(format!("{field}.secret is required"));
     }
     let secret = store
         .secret(ns, &b.secret)
         .ok_or_else(|| format!("failed to load auth credentials: secret '{ns}/{}' not found", b.secret))?;
     let data = secret.decoded().map_err(|e| format!("secret '{ns}/{}': {e}", b.secret))?;
+    Ok((secret, data))
+}
+
+fn basic_auth(
+    b: &objects::middleware::BasicAuth,
+    ns: &str,
+    store: &ObjectStore,
+) -> Result<mw::BasicAuth, String> {
+    let (secret, data) = auth_secret("basicAuth", b, ns, store)?;
     let lines: Vec<String> = if secret.type_.as_deref() == Some("kubernetes.io/basic-auth") {
         // Traefik: one user, the password hashed as `{SHA}`.
         let (Some(user), Some(password)) = (data.get("username"), data.get("password")) else {
@@ -616,13 +627,7 @@ fn digest_auth(
     ns: &str,
     store: &ObjectStore,
 ) -> Result<mw::DigestAuth, String> {
-    if b.secret.is_empty() {
-        return Err("digestAuth.secret is required".into());
-    }
-    let secret = store
-        .secret(ns, &b.secret)
-        .ok_or_else(|| format!("failed to load auth credentials: secret '{ns}/{}' not found", b.secret))?;
-    let data = secret.decoded().map_err(|e| format!("secret '{ns}/{}': {e}", b.secret))?;
+    let (_, data) = auth_secret("digestAuth", b, ns, store)?;
     if data.len() != 1 {
         return Err(format!(
             "failed to load auth credentials: found {} elements for secret '{ns}/{}', must be single element exactly",

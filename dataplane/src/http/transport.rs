@@ -61,16 +61,16 @@ impl Transport {
             }
             roots
         };
-        let builder = if t.insecure_skip_verify {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-        } else if let Some(uri) = &t.peer_cert_uri {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(PeerUriVerification {
-                roots: Arc::new(roots),
-                uri: uri.clone(),
-                provider,
-            }))
-        } else {
-            builder.with_root_certificates(roots)
+        let check = match (t.insecure_skip_verify, &t.peer_cert_uri) {
+            (true, _) => Ok(CertCheck::Any),
+            (false, Some(uri)) => Ok(CertCheck::PeerUri { roots: Arc::new(roots), uri: uri.clone() }),
+            (false, None) => Err(roots),
+        };
+        let builder = match check {
+            Ok(check) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(CustomVerification { check, provider })),
+            Err(roots) => builder.with_root_certificates(roots),
         };
         let mut config = match t.certificates.first() {
             None => builder.with_no_client_auth(),
@@ -206,56 +206,25 @@ fn system_roots() -> RootCertStore {
         .clone()
 }
 
-/// `insecureSkipVerify`: any certificate is accepted (signatures are still checked, so the
-/// handshake stays a handshake).
+/// The server-certificate checks a transport makes instead of rustls' default (chain to a
+/// root + host name). Signatures are always checked, so a handshake stays a handshake.
 #[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+enum CertCheck {
+    /// `insecureSkipVerify`: any certificate is accepted.
+    Any,
+    /// Traefik's `peerCertURI`: the chain must lead to one of `roots`, and the server's
+    /// certificate must carry `uri` among its subject alternative names; the host name is not
+    /// compared.
+    PeerUri { roots: Arc<RootCertStore>, uri: String },
 }
 
-/// Traefik's `peerCertURI`: the chain must lead to a trusted root, and the server's certificate
-/// must carry the URI among its subject alternative names; the host name is not compared.
 #[derive(Debug)]
-struct PeerUriVerification {
-    roots: Arc<RootCertStore>,
-    uri: String,
+struct CustomVerification {
+    check: CertCheck,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-impl ServerCertVerifier for PeerUriVerification {
+impl ServerCertVerifier for CustomVerification {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -264,18 +233,23 @@ impl ServerCertVerifier for PeerUriVerification {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
-        if has_uri_san(end_entity, &self.uri) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!("certificate has no URI SAN {}", self.uri)))
+        match &self.check {
+            CertCheck::Any => Ok(ServerCertVerified::assertion()),
+            CertCheck::PeerUri { roots, uri } => {
+                let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_cert_signed_by_trust_anchor(
+                    &parsed,
+                    roots,
+                    intermediates,
+                    now,
+                    self.provider.signature_verification_algorithms.all,
+                )?;
+                if has_uri_san(end_entity, uri) {
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    Err(rustls::Error::General(format!("certificate has no URI SAN {uri}")))
+                }
+            }
         }
     }
 
@@ -307,7 +281,7 @@ impl ServerCertVerifier for PeerUriVerification {
         )
     }
 
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
