@@ -3,6 +3,8 @@
 //! `weir-whoami` backends, and speaks HTTP/1.1 over real sockets. Every process is killed by
 //! process group when its guard drops, so a failing test leaves nothing behind.
 
+pub mod upgrade_echo;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

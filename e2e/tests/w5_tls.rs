@@ -12,6 +12,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use weir_e2e::upgrade_echo::{upgrade_request, EchoUpgrade};
 use weir_e2e::{service_yaml, TempDir, Weir, Whoami};
 
 const READY: Duration = Duration::from_secs(20);
@@ -717,84 +718,6 @@ fn grpc_trailers_reach_the_client_over_h2_and_h2c() {
             r.stdout.rfind("grpc-status: 0").unwrap_or_else(|| panic!("{url}: no trailer\n{}", r.stdout));
         assert!(trailer > data, "{url}: grpc-status is not a trailer\n{}", r.stdout);
         assert!(r.stdout.contains("grpc-message: fine"), "{}", r.stdout);
-    }
-}
-
-/// A WebSocket-style backend: answers an upgrade request `101`, then echoes every byte until
-/// the client closes, then closes too. It reports each request head it saw.
-struct EchoUpgrade {
-    addr: std::net::SocketAddr,
-    heads: std::sync::mpsc::Receiver<String>,
-}
-
-impl EchoUpgrade {
-    fn start() -> EchoUpgrade {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, heads) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let tx = tx.clone();
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                    let mut head = String::new();
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        head.push_str(&line);
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let _ = tx.send(head.clone());
-                    let mut out = stream;
-                    if !head.to_ascii_lowercase().contains("upgrade: websocket") {
-                        let _ = out.write_all(
-                            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno",
-                        );
-                        return;
-                    }
-                    let _ = out.write_all(
-                        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                          Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
-                    );
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        match reader.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                if out.write_all(&buf[..n]).is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    let _ = out.shutdown(std::net::Shutdown::Both);
-                });
-            }
-        });
-        EchoUpgrade { addr, heads }
-    }
-}
-
-/// Sends an upgrade request on `conn`, returns the response head (lower-case).
-fn upgrade_request<S: Read + Write>(conn: &mut BufReader<S>, host: &str) -> String {
-    let req = format!(
-        "GET /chat HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    conn.get_mut().write_all(req.as_bytes()).expect("send upgrade");
-    conn.get_mut().flush().expect("flush");
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        conn.read_line(&mut line).expect("read head");
-        head.push_str(&line.to_ascii_lowercase());
-        if line == "\r\n" || line.is_empty() {
-            return head;
-        }
     }
 }
 
