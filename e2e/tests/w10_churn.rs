@@ -76,7 +76,7 @@ fn churn_step(weir: &Weir, i: usize, others: &[SocketAddr], dead: SocketAddr) {
         // A whole file removed: every other time, the one the step before wrote.
         1 => {
             let name = format!("churn-route-{}.yaml", (i - 1) % 40);
-            if (i / 5) % 2 == 0 && weir.manifests.join(&name).exists() {
+            if (i / 5).is_multiple_of(2) && weir.manifests.join(&name).exists() {
                 weir.remove_manifest(&name);
             }
         }
