@@ -12,6 +12,8 @@ Options:
   --workers N        worker threads (default: number of CPUs)
   --cpus LIST        CPUs to pin workers to, e.g. 0,1 or 0-3 (default: 0..workers)
   --log.level LEVEL  error|warn|info|debug|trace (default: info; RUST_LOG wins)
+  --ebpf on|off      eBPF per-core steering of listeners (default: on when the build has the
+                     BPF programs and the process may load them; otherwise logged once, off)
 ";
 
 /// Parsed options.
@@ -27,6 +29,8 @@ pub struct Args {
     pub cpus: Option<Vec<usize>>,
     /// Log filter.
     pub log_level: String,
+    /// Use the eBPF programs when possible.
+    pub ebpf: bool,
 }
 
 /// Bad command line.
@@ -62,6 +66,7 @@ impl Args {
         let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut cpus = None;
         let mut log_level = "info".to_string();
+        let mut ebpf = true;
         while let Some(arg) = it.next() {
             let (key, inline) = match arg.split_once('=') {
                 Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
@@ -85,10 +90,18 @@ impl Args {
                     cpus = Some(parse_cpus(&v).ok_or_else(|| bad(&v))?);
                 }
                 "--log.level" => log_level = value()?.to_ascii_lowercase(),
+                "--ebpf" => {
+                    let v = value()?;
+                    ebpf = match v.to_ascii_lowercase().as_str() {
+                        "on" | "true" => true,
+                        "off" | "false" => false,
+                        _ => return Err(bad(&v)),
+                    };
+                }
                 _ => return Err(ArgsError::Unknown(arg)),
             }
         }
-        Ok(Args { socket: socket.ok_or(ArgsError::NoSocket)?, state, workers, cpus, log_level })
+        Ok(Args { socket: socket.ok_or(ArgsError::NoSocket)?, state, workers, cpus, log_level, ebpf })
     }
 }
 

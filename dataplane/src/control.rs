@@ -31,12 +31,20 @@ pub struct Control {
     state: Option<PathBuf>,
     /// The snapshot served and its table: the base endpoints deltas apply to.
     current: Option<(Snapshot, Arc<Table>)>,
+    /// eBPF per-core steering of the listener groups (off until `set_steering`).
+    steering: crate::steering::Steering,
 }
 
 impl Control {
     /// Control state over running workers, persisting applied snapshots to `state`.
     pub fn new(workers: Vec<WorkerHandle>, state: Option<PathBuf>) -> Control {
-        Control { workers, listeners: HashMap::new(), generation: 0, state, current: None }
+        let steering = crate::steering::Steering::disabled();
+        Control { workers, listeners: HashMap::new(), generation: 0, state, current: None, steering }
+    }
+
+    /// Steers the listener groups opened from now on (see `steering`).
+    pub fn set_steering(&mut self, steering: crate::steering::Steering) {
+        self.steering = steering;
     }
 
     /// Serves the snapshot persisted by a previous run, if there is one. A missing file is
@@ -250,6 +258,12 @@ impl Control {
                     })?;
                     slot.push((ep.name.clone(), sock));
                 }
+                let group: Vec<_> = open
+                    .iter()
+                    .filter_map(|slot| slot.iter().find(|(name, _)| *name == ep.name))
+                    .map(|(_, sock)| std::os::fd::AsFd::as_fd(sock))
+                    .collect();
+                self.steering.attach(&ep.name, &group);
             }
         }
         let close: Vec<String> = self
@@ -261,6 +275,11 @@ impl Control {
             .map(|(name, _)| name.clone())
             .collect();
 
+        for name in &close {
+            if !snapshot.entrypoints.iter().any(|e| &e.name == name) {
+                self.steering.detach(name);
+            }
+        }
         self.hand_to_workers(generation, &table, close, open);
         self.listeners = snapshot.entrypoints.iter().map(|e| (e.name.clone(), e.address)).collect();
         self.generation = generation;

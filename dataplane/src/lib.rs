@@ -1,7 +1,11 @@
 //! weir-dataplane as a library: the binary `weir-dataplane` is a thin `main` over it, and
 //! benches, examples and tests reach the sans-IO cores (routing, load balancing) through it.
 //! Links neither a tokio runtime nor kube.
-#![forbid(unsafe_code)]
+#![cfg_attr(not(feature = "alloc-count"), forbid(unsafe_code))]
+#![cfg_attr(feature = "alloc-count", deny(unsafe_code))]
+
+#[cfg(feature = "alloc-count")]
+pub mod alloc_count;
 
 pub mod args;
 pub mod control;
@@ -11,6 +15,8 @@ pub mod lb;
 pub mod middleware;
 pub mod router;
 pub mod service;
+pub mod steering;
 pub mod table;
 pub mod tls;
+pub mod udp;
 pub mod worker;
