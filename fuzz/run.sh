@@ -53,7 +53,7 @@ for target in "${targets[@]}"; do
 	args=(-i "corpus/$target" -o "out/$target" -t 2000 -V "$seconds")
 	case "$target" in
 	rule_parser) args+=(-x rule.dict -a text -G 4096) ;;
-	path_normaliser | manifests) args+=(-a text -G 8192) ;;
+	path_normaliser | manifests | head_check | retry_expression) args+=(-a text -G 8192) ;;
 	*) args+=(-G 65536) ;;
 	esac
 	status=0

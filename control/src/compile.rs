@@ -16,8 +16,16 @@ use crate::translate::{self, ServiceOptions, TranslateOptions};
 pub struct CompileOptions {
     /// Entrypoints, sorted by name.
     pub entrypoints: Vec<EntryPoint>,
+    /// UDP entrypoints, sorted by name.
+    pub udp_entrypoints: Vec<weir_proto::udp::UdpEntryPoint>,
     /// Translation options.
     pub translate: TranslateOptions,
+    /// Metrics and access-log settings, passed through to the data plane.
+    pub observability: weir_proto::observability::Observability,
+    /// Entrypoints' PROXY protocol reception (`entryPoints.<ep>.proxyProtocol`), by entrypoint.
+    pub proxy_protocol: Vec<weir_proto::tcp::EntryPointProxyProtocol>,
+    /// API, dashboard, ping and the internal provider (`crate::api`).
+    pub api: crate::api::ApiSettings,
 }
 
 impl CompileOptions {
@@ -32,10 +40,18 @@ impl CompileOptions {
         if defaults.is_empty() {
             defaults = names.clone();
         }
+        // Traefik: the `traefik` entrypoint is never a default one.
+        defaults.retain(|n| n != weir_proto::api::INTERNAL_ENTRYPOINT);
         defaults.sort();
+        let mut udp_entrypoints: Vec<_> = config.udp_entrypoints.iter().map(|e| e.to_snapshot()).collect();
+        udp_entrypoints.sort_by(|a, b| a.name.cmp(&b.name));
         CompileOptions {
+            api: crate::api::ApiSettings::from_config(config),
+            observability: config.observability.to_snapshot(),
+            proxy_protocol: config.entrypoints.iter().filter_map(|e| e.proxy_protocol_snapshot()).collect(),
             entrypoints,
             translate: TranslateOptions {
+                udp_entrypoints: udp_entrypoints.iter().map(|e| e.name.clone()).collect(),
                 entrypoints: names,
                 default_entrypoints: defaults,
                 services: ServiceOptions {
@@ -45,6 +61,8 @@ impl CompileOptions {
                     native_lb_by_default: config.crd.native_lb_by_default,
                 },
                 default_rule_syntax: config.default_rule_syntax,
+                ingress_enabled: translate::ingress::enabled(&config.ingress, config.crd.enabled),
+                ingress: config.ingress.clone(),
                 entrypoint_http: config
                     .entrypoints
                     .iter()
@@ -54,8 +72,69 @@ impl CompileOptions {
                     })
                     .collect(),
             },
+            udp_entrypoints,
         }
     }
+}
+
+/// Traefik's entrypoint `http.middlewares`: prepended to every router of the entrypoint. A
+/// router on an entrypoint whose middlewares do not resolve is disabled (Traefik: the router
+/// errors and its requests get 404), with a problem naming the entrypoint.
+fn entrypoint_middlewares(store: &ObjectStore, options: &CompileOptions, t: &mut translate::Translation) {
+    use std::collections::BTreeMap;
+    let mut per_ep: BTreeMap<&str, Result<Vec<String>, String>> = BTreeMap::new();
+    for (name, info) in &options.translate.entrypoint_http {
+        let names = &info.http.transport.middlewares;
+        if names.is_empty() {
+            continue;
+        }
+        let mut generated = translate::service::Generated::new();
+        let resolved = translate::middleware::resolve_entrypoint(
+            names,
+            store,
+            options.translate.services,
+            &mut t.middlewares,
+            &mut generated,
+        );
+        let resolved = match resolved {
+            Ok(list) => {
+                for (k, v) in generated {
+                    t.services.entry(k).or_insert(v);
+                }
+                Ok(list)
+            }
+            Err(e) => {
+                let message = format!("entrypoint middlewares ({}): {e}", names.join(", "));
+                t.problems.push(Problem::object(
+                    crate::status::Severity::Error,
+                    "EntryPoint",
+                    "",
+                    name,
+                    message.clone(),
+                ));
+                Err(message)
+            }
+        };
+        per_ep.insert(name, resolved);
+    }
+    if per_ep.is_empty() {
+        return;
+    }
+    t.routers.retain(|_, router| {
+        let mut prefix = Vec::new();
+        for ep in &router.entrypoints {
+            match per_ep.get(ep.as_str()) {
+                Some(Ok(list)) => prefix.extend(list.iter().cloned()),
+                Some(Err(_)) => return false,
+                None => {}
+            }
+        }
+        if !prefix.is_empty() {
+            prefix.append(&mut router.middlewares);
+            router.middlewares = prefix;
+        }
+        true
+    });
 }
 
 /// A compiled snapshot and the problems met on the way.
@@ -69,8 +148,9 @@ pub struct Compiled {
 
 /// Compiles everything in `store`.
 pub fn compile(store: &ObjectStore, options: &CompileOptions) -> Compiled {
-    let translation = translate::translate(store, &options.translate);
-    let snapshot = Snapshot {
+    let mut translation = translate::translate(store, &options.translate);
+    entrypoint_middlewares(store, options, &mut translation);
+    let mut snapshot = Snapshot {
         generation: 0,
         entrypoints: options.entrypoints.clone(),
         // BTreeMaps: sorted by name.
@@ -79,8 +159,16 @@ pub fn compile(store: &ObjectStore, options: &CompileOptions) -> Compiled {
         middlewares: translation.middlewares.into_values().collect(),
         servers_transports: translation.servers_transports,
         tls: translation.tls,
+        udp: weir_proto::udp::Udp { entrypoints: options.udp_entrypoints.clone(), ..translation.udp },
+        observability: options.observability.clone(),
+        tcp: weir_proto::tcp::Tcp { proxy_protocol: options.proxy_protocol.clone(), ..translation.tcp },
+        api: weir_proto::api::Api::default(),
     };
-    Compiled { snapshot, problems: translation.problems }
+    let mut problems = translation.problems;
+    // Traefik's internal provider, then the API's runtime model (which lists everything).
+    crate::api::add_internal(&options.api, &mut snapshot, &mut problems);
+    snapshot.api = crate::api::snapshot_api(&options.api, &snapshot, &problems, store);
+    Compiled { snapshot, problems }
 }
 
 /// Compiles on every change, logs new problems once, and drops unchanged snapshots.

@@ -5,8 +5,12 @@
 // One `unsafe` block: registering the control socket with tokio (`publish::register`).
 #![deny(unsafe_code)]
 
+pub mod api;
+pub mod check;
 pub mod compile;
 pub mod config;
+pub mod crds;
+pub mod events;
 pub mod logging;
 pub mod objects;
 pub mod publish;

@@ -6,15 +6,18 @@
 //! Within a session, a snapshot that differs from the last one sent only in load balancers'
 //! servers goes out as an `Endpoints` delta (the snapshot is still computed whole, so the delta
 //! is correct by construction); a rejected delta is answered with the full snapshot.
+//! The data plane reports the listening sockets it serves (`Listeners`, descriptors attached);
+//! the publisher keeps them, so when the data plane dies its sockets stay open with their
+//! accept queues, and hands them to the next data plane before its first snapshot.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use weir_proto::channel::{self, ChannelError, Conn};
-use weir_proto::frame::MAX_INLINE_DELTA;
+use weir_proto::frame::{ListenerEntry, MAX_FDS_PER_FRAME, MAX_INLINE_DELTA};
 use weir_proto::snapshot::SnapshotError;
 use weir_proto::{DeltaBody, EndpointsDelta, Frame, Snapshot};
 
@@ -70,6 +73,8 @@ pub struct Publisher {
     last_full: u64,
     /// Send deltas at all (`WEIR_ENDPOINT_DELTAS=0` turns them off, for measurements).
     deltas: bool,
+    /// Copies of the data plane's listening sockets, as it last reported them.
+    listeners: Vec<(ListenerEntry, OwnedFd)>,
 }
 
 impl Publisher {
@@ -135,10 +140,27 @@ impl Publisher {
             Err(_) => return Err(PublishError::NoHello(HELLO_TIMEOUT)),
             Ok(Err(PublishError::Channel(ChannelError::Closed))) => return Ok(SessionEnd::Closed),
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(Frame::Hello { generation })) => generation,
-            Ok(Ok(other)) => return Err(PublishError::UnexpectedFrame(other)),
+            Ok(Ok((Frame::Hello { generation }, _))) => generation,
+            Ok(Ok((other, _))) => return Err(PublishError::UnexpectedFrame(other)),
         };
         tracing::info!(serving = hello, "connected to dataplane");
+        // Its listening sockets follow the Hello: a data plane serving none gets those of the
+        // data plane before it, which kept queueing connections while none ran.
+        match tokio::time::timeout(HELLO_TIMEOUT, recv(&fd)).await {
+            Ok(Ok((Frame::Listeners { replace, entries }, fds))) => {
+                if entries.is_empty() && !self.listeners.is_empty() {
+                    self.hand_over_listeners(&fd).await?;
+                } else {
+                    self.keep_listeners(replace, entries, fds);
+                }
+            }
+            Ok(Ok((other, _))) => {
+                tracing::warn!("dataplane sent {other:?} where its listeners were expected")
+            }
+            Ok(Err(PublishError::Channel(ChannelError::Closed))) => return Ok(SessionEnd::Closed),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => tracing::warn!("dataplane did not report its listeners"),
+        }
         // Past both counters, so the data plane never sees a generation go backwards.
         self.generation = self.generation.max(hello);
         // A new data plane (or the same one after a reconnect) gets a full snapshot first.
@@ -155,8 +177,9 @@ impl Publisher {
                     self.send(&fd, next).await?;
                 }
                 frame = recv(&fd) => match frame {
-                    Ok(Frame::Applied { generation }) => tracing::info!("applied generation {generation}"),
-                    Ok(Frame::Rejected { generation, reason }) if generation > self.last_full => {
+                    Ok((Frame::Listeners { replace, entries }, fds)) => self.keep_listeners(replace, entries, fds),
+                    Ok((Frame::Applied { generation }, _)) => tracing::info!("applied generation {generation}"),
+                    Ok((Frame::Rejected { generation, reason }, _)) if generation > self.last_full => {
                         // A delta the data plane could not apply (it serves another base):
                         // the full snapshot repairs it.
                         tracing::warn!("dataplane rejected endpoints delta {generation} ({reason}); sending the full snapshot");
@@ -164,15 +187,46 @@ impl Publisher {
                             self.send(&fd, full).await?;
                         }
                     }
-                    Ok(Frame::Rejected { generation, reason }) => tracing::error!(
+                    Ok((Frame::Rejected { generation, reason }, _)) => tracing::error!(
                         "dataplane rejected generation {generation} (the previous one keeps serving): {reason}"
                     ),
-                    Ok(other) => tracing::warn!("unexpected frame from dataplane: {other:?}"),
+                    Ok((other, _)) => tracing::warn!("unexpected frame from dataplane: {other:?}"),
                     Err(PublishError::Channel(ChannelError::Closed)) => return Ok(SessionEnd::Closed),
                     Err(e) => return Err(e),
                 },
             }
         }
+    }
+
+    /// Keeps the listening sockets the data plane reported (`replace`: a new set starts).
+    fn keep_listeners(&mut self, replace: bool, entries: Vec<ListenerEntry>, fds: Vec<OwnedFd>) {
+        if entries.len() != fds.len() {
+            tracing::warn!(
+                entries = entries.len(),
+                fds = fds.len(),
+                "listener report with a wrong count; ignored"
+            );
+            return;
+        }
+        if replace {
+            self.listeners.clear();
+        }
+        self.listeners.extend(entries.into_iter().zip(fds));
+        tracing::debug!(sockets = self.listeners.len(), "holding the dataplane's listening sockets");
+    }
+
+    /// Hands the kept listening sockets to a data plane that serves none.
+    async fn hand_over_listeners(&mut self, fd: &AsyncFd<Conn>) -> Result<(), PublishError> {
+        tracing::info!(
+            sockets = self.listeners.len(),
+            "handing the previous dataplane's listening sockets over"
+        );
+        for (i, chunk) in self.listeners.chunks(MAX_FDS_PER_FRAME).enumerate() {
+            let entries = chunk.iter().map(|(e, _)| e.clone()).collect();
+            let fds: Vec<_> = chunk.iter().map(|(_, fd)| fd.as_fd()).collect();
+            send_frame_fds(fd, &Frame::Listeners { replace: i == 0, entries }, &fds).await?;
+        }
+        Ok(())
     }
 
     /// Numbers `snapshot` with the next generation and sends it: as an endpoints delta on top
@@ -224,9 +278,19 @@ async fn send_frame(
     frame: &Frame,
     memfd: Option<&std::os::fd::OwnedFd>,
 ) -> Result<(), PublishError> {
+    let fds: Vec<_> = memfd.map(|m| m.as_fd()).into_iter().collect();
+    send_frame_fds(fd, frame, &fds).await
+}
+
+/// Sends one frame with `fds` attached, waiting while the socket is full.
+async fn send_frame_fds(
+    fd: &AsyncFd<Conn>,
+    frame: &Frame,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> Result<(), PublishError> {
     loop {
         let mut guard = fd.writable().await.map_err(PublishError::Poll)?;
-        let sent = guard.try_io(|inner| match inner.get_ref().send(frame, memfd.map(|m| m.as_fd())) {
+        let sent = guard.try_io(|inner| match inner.get_ref().send_fds(frame, fds) {
             Err(e) if Conn::would_block(&e) => Err(std::io::ErrorKind::WouldBlock.into()),
             other => Ok(other),
         });
@@ -248,16 +312,16 @@ fn register(conn: Conn) -> Result<AsyncFd<Conn>, PublishError> {
     unsafe { AsyncFd::register(conn) }.map_err(|e| PublishError::Poll(e.into()))
 }
 
-/// Receives one frame; any descriptor attached is dropped (the data plane sends none).
-async fn recv(fd: &AsyncFd<Conn>) -> Result<Frame, PublishError> {
+/// Receives one frame and the descriptors attached to it (listening sockets, with `Listeners`).
+async fn recv(fd: &AsyncFd<Conn>) -> Result<(Frame, Vec<OwnedFd>), PublishError> {
     loop {
         let mut guard = fd.readable().await.map_err(PublishError::Poll)?;
-        let received = guard.try_io(|inner| match inner.get_ref().recv() {
+        let received = guard.try_io(|inner| match inner.get_ref().recv_fds() {
             Err(e) if Conn::would_block(&e) => Err(std::io::ErrorKind::WouldBlock.into()),
             other => Ok(other),
         });
         match received {
-            Ok(Ok(result)) => return Ok(result?.0),
+            Ok(Ok(result)) => return Ok(result?),
             Ok(Err(e)) => return Err(PublishError::Poll(e)),
             Err(_would_block) => continue,
         }
@@ -299,6 +363,7 @@ mod tests {
                     health_check: None,
                     servers_transport: None,
                     flush_interval_ms: 100,
+                    strategy: Default::default(),
                 }),
             }],
             ..Default::default()
@@ -315,6 +380,7 @@ mod tests {
     ) -> Vec<(Frame, Option<Snapshot>)> {
         let conn = listener.accept().expect("accept");
         conn.send(&Frame::Hello { generation: 0 }, None).expect("hello");
+        conn.send(&Frame::Listeners { replace: true, entries: Vec::new() }, None).expect("listeners");
         let mut got = Vec::new();
         for _ in 0..frames {
             let (frame, fd) = conn.recv().expect("frame");

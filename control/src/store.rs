@@ -26,6 +26,11 @@ pub struct ObjectStore {
     secrets: BTreeMap<Key, Secret>,
     tls_options: BTreeMap<Key, crate::objects::TlsOption>,
     tls_stores: BTreeMap<Key, crate::objects::TlsStore>,
+    ingress_routes_udp: BTreeMap<Key, crate::objects::IngressRouteUdp>,
+    ingresses: BTreeMap<Key, crate::objects::Ingress>,
+    ingress_classes: BTreeMap<Key, crate::objects::IngressClass>,
+    ingress_routes_tcp: BTreeMap<Key, crate::objects::IngressRouteTcp>,
+    servers_transports_tcp: BTreeMap<Key, crate::objects::ServersTransportTcp>,
 }
 
 impl ObjectStore {
@@ -76,6 +81,21 @@ impl ObjectStore {
             Object::TlsStore(o) => {
                 self.tls_stores.insert(key, o);
             }
+            Object::IngressRouteUdp(o) => {
+                self.ingress_routes_udp.insert(key, o);
+            }
+            Object::Ingress(o) => {
+                self.ingresses.insert(key, o);
+            }
+            Object::IngressClass(o) => {
+                self.ingress_classes.insert(key, o);
+            }
+            Object::IngressRouteTcp(o) => {
+                self.ingress_routes_tcp.insert(key, o);
+            }
+            Object::ServersTransportTcp(o) => {
+                self.servers_transports_tcp.insert(key, o);
+            }
             o @ Object::Untranslated { .. } => {
                 self.untranslated.insert((kind, key.0, key.1), o);
             }
@@ -110,12 +130,48 @@ impl ObjectStore {
             Kind::TlsOption => self.tls_options.remove(&key).map(Object::TlsOption),
             Kind::TlsStore => self.tls_stores.remove(&key).map(Object::TlsStore),
             Kind::Untranslated(_) => self.untranslated.remove(&(kind, key.0, key.1)),
+            Kind::IngressRouteUdp => self.ingress_routes_udp.remove(&key).map(Object::IngressRouteUdp),
+            Kind::Ingress => self.ingresses.remove(&key).map(Object::Ingress),
+            Kind::IngressClass => self.ingress_classes.remove(&key).map(Object::IngressClass),
+            Kind::IngressRouteTcp => self.ingress_routes_tcp.remove(&key).map(Object::IngressRouteTcp),
+            Kind::ServersTransportTcp => {
+                self.servers_transports_tcp.remove(&key).map(Object::ServersTransportTcp)
+            }
         }
     }
 
     /// IngressRoutes sorted by namespace, then name.
     pub fn ingress_routes(&self) -> impl Iterator<Item = &IngressRoute> {
         self.ingress_routes.values()
+    }
+
+    /// IngressRouteTCPs sorted by namespace, then name.
+    pub fn ingress_routes_tcp(&self) -> impl Iterator<Item = &crate::objects::IngressRouteTcp> {
+        self.ingress_routes_tcp.values()
+    }
+
+    /// A ServersTransportTCP by namespace and name.
+    pub fn servers_transport_tcp(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&crate::objects::ServersTransportTcp> {
+        self.servers_transports_tcp.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// IngressRouteUDPs sorted by namespace, then name.
+    pub fn ingress_routes_udp(&self) -> impl Iterator<Item = &crate::objects::IngressRouteUdp> {
+        self.ingress_routes_udp.values()
+    }
+
+    /// Ingresses sorted by namespace, then name.
+    pub fn ingresses(&self) -> impl Iterator<Item = &crate::objects::Ingress> {
+        self.ingresses.values()
+    }
+
+    /// IngressClasses sorted by name (they are cluster scoped).
+    pub fn ingress_classes(&self) -> impl Iterator<Item = &crate::objects::IngressClass> {
+        self.ingress_classes.values()
     }
 
     /// A Service by namespace and name.
@@ -194,6 +250,11 @@ impl ObjectStore {
             + self.traefik_services.len()
             + self.servers_transports.len()
             + self.untranslated.len()
+            + self.ingress_routes_udp.len()
+            + self.ingress_routes_tcp.len()
+            + self.servers_transports_tcp.len()
+            + self.ingresses.len()
+            + self.ingress_classes.len()
             + self.middlewares.len()
             + self.middlewares_tcp.len()
             + self.secrets.len()

@@ -80,8 +80,12 @@ pub struct DataplaneCommand {
     pub workers: Option<usize>,
     /// `--cpus`.
     pub cpus: Option<String>,
+    /// `--max-connections-per-worker`.
+    pub max_connections_per_worker: Option<usize>,
     /// `--log.level`, passed on when weir's own was given.
     pub log_level: Option<LogLevel>,
+    /// `--log.format`, `--log.filePath`, `--log.noColor`, passed on.
+    pub log: crate::config::LogOptions,
 }
 
 impl DataplaneCommand {
@@ -94,8 +98,20 @@ impl DataplaneCommand {
         if let Some(c) = &self.cpus {
             args.extend(["--cpus".to_string(), c.clone()]);
         }
+        if let Some(n) = self.max_connections_per_worker {
+            args.extend(["--max-connections-per-worker".to_string(), n.to_string()]);
+        }
         if let Some(level) = self.log_level {
             args.extend(["--log.level".to_string(), level.directive().to_string()]);
+        }
+        if self.log.format == crate::config::LogFormat::Json {
+            args.push("--log.format=json".to_string());
+        }
+        if let Some(path) = &self.log.file_path {
+            args.push(format!("--log.filePath={path}"));
+        }
+        if self.log.no_color {
+            args.push("--log.noColor=true".to_string());
         }
         args
     }
@@ -125,6 +141,7 @@ impl Launcher for ProcessLauncher {
             .spawn()
             .map_err(|source| SuperviseError::Spawn { program: program.clone(), source })?;
         let pid = child.id().unwrap_or(0);
+        CHILD_PID.store(pid, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(pid, program = %program.display(), "started dataplane");
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
@@ -142,10 +159,43 @@ impl Launcher for ProcessLauncher {
                     e.to_string()
                 }
             };
+            let _ = CHILD_PID.compare_exchange(
+                pid,
+                0,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             let _ = tx.send(status);
         });
         Ok(rx)
     }
+}
+
+/// The pid of the data plane this process started, while it runs (0 when none).
+static CHILD_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Graceful shutdown: sends SIGTERM to the data plane this `weir` started (a data plane
+/// started by another `weir`, or by the DaemonSet, gets its own signal), then waits up to
+/// `limit` for it to exit. `false` when it was still running at the limit.
+pub async fn stop_child(limit: Duration) -> bool {
+    let pid = CHILD_PID.load(std::sync::atomic::Ordering::Relaxed);
+    let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else { return true };
+    tracing::info!(
+        pid = pid.as_raw_nonzero().get(),
+        "forwarding SIGTERM to the dataplane; waiting for it to drain"
+    );
+    if let Err(e) = rustix::process::kill_process(pid, rustix::process::Signal::TERM) {
+        tracing::warn!("cannot signal the dataplane: {e}");
+        return true;
+    }
+    let deadline = Instant::now() + limit;
+    while CHILD_PID.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(RETRY_INTERVAL).await;
+    }
+    true
 }
 
 /// Connects to the data plane, starting one when nobody listens.
@@ -257,7 +307,9 @@ mod tests {
             socket: "/run/w.sock".into(),
             workers: None,
             cpus: None,
+            max_connections_per_worker: None,
             log_level: None,
+            log: Default::default(),
         };
         assert_eq!(cmd.args(), ["--socket", "/run/w.sock"]);
         cmd.workers = Some(2);
@@ -266,6 +318,12 @@ mod tests {
         assert_eq!(
             cmd.args(),
             ["--socket", "/run/w.sock", "--workers", "2", "--cpus", "0-1", "--log.level", "debug"]
+        );
+        cmd.max_connections_per_worker = Some(100);
+        assert!(
+            cmd.args().windows(2).any(|w| w == ["--max-connections-per-worker", "100"]),
+            "{:?}",
+            cmd.args()
         );
     }
 
@@ -309,7 +367,9 @@ mod tests {
             socket: tmp.path().join("s.sock"),
             workers: None,
             cpus: None,
+            max_connections_per_worker: None,
             log_level: None,
+            log: Default::default(),
         };
         let mut sup = Supervisor::new(cmd.socket.clone(), ProcessLauncher::new(cmd));
         assert!(matches!(sup.connect().await, Err(SuperviseError::Spawn { .. })));

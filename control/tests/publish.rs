@@ -24,6 +24,7 @@ fn snapshot(port: u16) -> Snapshot {
             address: SocketAddr::from(([127, 0, 0, 1], port)),
             forwarded_headers: ForwardedHeaders::default(),
             http2_max_concurrent_streams: 250,
+            options: Default::default(),
         }],
         routers: vec![],
         services: vec![],
@@ -34,6 +35,8 @@ fn snapshot(port: u16) -> Snapshot {
 /// Greets with `hello`, then receives one snapshot and acks it.
 fn serve_one(conn: &Conn, hello: u64) -> Snapshot {
     conn.send(&Frame::Hello { generation: hello }, None).expect("send hello");
+    // A data plane reports its listening sockets right after its Hello (none here).
+    conn.send(&Frame::Listeners { replace: true, entries: Vec::new() }, None).expect("send listeners");
     receive_and_ack(conn)
 }
 

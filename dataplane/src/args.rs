@@ -12,6 +12,12 @@ Options:
   --workers N        worker threads (default: number of CPUs)
   --cpus LIST        CPUs to pin workers to, e.g. 0,1 or 0-3 (default: 0..workers)
   --log.level LEVEL  error|warn|info|debug|trace (default: info; RUST_LOG wins)
+  --log.format F     common|json (default: common)
+  --log.filePath P   append logs to this file (default: standard error)
+  --log.noColor      no ANSI colours (default: colours when standard error is a terminal)
+  --max-connections-per-worker N
+                     open client connections each worker serves at most; beyond it new
+                     connections are closed at once (default 65536)
   --ebpf on|off      eBPF per-core steering of listeners (default: on when the build has the
                      BPF programs and the process may load them; otherwise logged once, off)
 ";
@@ -29,8 +35,16 @@ pub struct Args {
     pub cpus: Option<Vec<usize>>,
     /// Log filter.
     pub log_level: String,
+    /// `--log.format=json`.
+    pub log_json: bool,
+    /// `--log.filePath`.
+    pub log_file: Option<PathBuf>,
+    /// `--log.noColor`.
+    pub log_no_color: bool,
     /// Use the eBPF programs when possible.
     pub ebpf: bool,
+    /// Open client connections per worker (beyond: closed at accept).
+    pub max_connections_per_worker: usize,
 }
 
 /// Bad command line.
@@ -66,7 +80,11 @@ impl Args {
         let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut cpus = None;
         let mut log_level = "info".to_string();
+        let mut log_json = false;
+        let mut log_file = None;
+        let mut log_no_color = false;
         let mut ebpf = true;
+        let mut max_connections_per_worker = crate::http::conn_limit::DEFAULT;
         while let Some(arg) = it.next() {
             let (key, inline) = match arg.split_once('=') {
                 Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
@@ -90,6 +108,21 @@ impl Args {
                     cpus = Some(parse_cpus(&v).ok_or_else(|| bad(&v))?);
                 }
                 "--log.level" => log_level = value()?.to_ascii_lowercase(),
+                "--log.format" => {
+                    let v = value()?;
+                    log_json = match v.to_ascii_lowercase().as_str() {
+                        "json" => true,
+                        "common" => false,
+                        _ => return Err(bad(&v)),
+                    };
+                }
+                "--log.filepath" => {
+                    log_file = Some(PathBuf::from(value()?)).filter(|p| !p.as_os_str().is_empty())
+                }
+                "--log.nocolor" => {
+                    // A bare flag means true (Traefik style); only `--log.noColor=false` turns it off.
+                    log_no_color = inline.as_deref().is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+                }
                 "--ebpf" => {
                     let v = value()?;
                     ebpf = match v.to_ascii_lowercase().as_str() {
@@ -98,10 +131,25 @@ impl Args {
                         _ => return Err(bad(&v)),
                     };
                 }
+                "--max-connections-per-worker" => {
+                    let v = value()?;
+                    max_connections_per_worker = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad(&v))?;
+                }
                 _ => return Err(ArgsError::Unknown(arg)),
             }
         }
-        Ok(Args { socket: socket.ok_or(ArgsError::NoSocket)?, state, workers, cpus, log_level, ebpf })
+        Ok(Args {
+            socket: socket.ok_or(ArgsError::NoSocket)?,
+            state,
+            workers,
+            cpus,
+            log_level,
+            log_json,
+            log_file,
+            log_no_color,
+            ebpf,
+            max_connections_per_worker,
+        })
     }
 }
 
@@ -138,6 +186,9 @@ mod tests {
         assert_eq!(a.workers, 3);
         assert_eq!(a.cpus, Some(vec![0, 2, 3]));
         assert_eq!(a.log_level, "debug");
+        assert_eq!(a.max_connections_per_worker, crate::http::conn_limit::DEFAULT);
+        let a = parse("--socket /s --max-connections-per-worker=10").expect("valid");
+        assert_eq!(a.max_connections_per_worker, 10);
         let cases = [
             ("no socket", "--workers 1", ArgsError::NoSocket),
             (
@@ -152,6 +203,11 @@ mod tests {
             ),
             ("missing value", "--socket", ArgsError::MissingValue("--socket".into())),
             ("unknown", "--socket /s --bogus", ArgsError::Unknown("--bogus".into())),
+            (
+                "zero connections",
+                "--socket /s --max-connections-per-worker 0",
+                ArgsError::BadValue { option: "--max-connections-per-worker".into(), value: "0".into() },
+            ),
         ];
         for (name, line, want) in cases {
             assert_eq!(parse(line), Err(want), "case {name}");

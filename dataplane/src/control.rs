@@ -31,15 +31,28 @@ pub struct Control {
     state: Option<PathBuf>,
     /// The snapshot served and its table: the base endpoints deltas apply to.
     current: Option<(Snapshot, Arc<Table>)>,
+    /// Open UDP entrypoint sockets.
+    udp: crate::udp::UdpSockets,
     /// eBPF per-core steering of the listener groups (off until `set_steering`).
     steering: crate::steering::Steering,
+    /// Listening sockets reported to, and handed back by, the control plane.
+    handover: crate::handover::Handover,
 }
 
 impl Control {
     /// Control state over running workers, persisting applied snapshots to `state`.
     pub fn new(workers: Vec<WorkerHandle>, state: Option<PathBuf>) -> Control {
         let steering = crate::steering::Steering::disabled();
-        Control { workers, listeners: HashMap::new(), generation: 0, state, current: None, steering }
+        Control {
+            workers,
+            listeners: HashMap::new(),
+            generation: 0,
+            state,
+            current: None,
+            steering,
+            udp: crate::udp::UdpSockets::default(),
+            handover: crate::handover::Handover::default(),
+        }
     }
 
     /// Steers the listener groups opened from now on (see `steering`).
@@ -95,10 +108,16 @@ impl Control {
         }
     }
 
-    /// Serves the control socket forever, one control-plane connection at a time.
+    /// Serves the control socket forever, one control-plane connection at a time. A data
+    /// plane that serves nothing yet first gives a control plane `RESTORE_GRACE` to connect
+    /// (it may hold the sockets of the previous data plane, see `handover`), then serves the
+    /// persisted snapshot.
     pub fn serve(&mut self, path: &Path) -> Result<(), ChannelError> {
         let listener = Listener::bind(path)?;
         tracing::info!(socket = %path.display(), "waiting for the control plane");
+        if self.current.is_none() && !control_plane_knocks(&listener, RESTORE_GRACE) {
+            self.restore();
+        }
         loop {
             let conn = match listener.accept() {
                 Ok(c) => c,
@@ -119,8 +138,18 @@ impl Control {
 
     fn session(&mut self, conn: &Conn) -> Result<(), ChannelError> {
         conn.send(&Frame::Hello { generation: self.generation }, None)?;
+        // The control plane learns which sockets we serve (none: it may hand some over).
+        self.report_listeners(conn, true)?;
         loop {
-            let reply = match conn.recv() {
+            let received = match conn.recv_fds() {
+                Ok((Frame::Listeners { entries, .. }, fds)) => {
+                    self.handover.inherit(entries, fds);
+                    continue;
+                }
+                Ok((frame, fds)) => Ok((frame, fds.into_iter().next())),
+                Err(e) => Err(e),
+            };
+            let reply = match received {
                 Ok((Frame::Snapshot { generation, size }, Some(fd))) => {
                     match self.apply(generation, size, fd) {
                         Ok(()) => {
@@ -164,7 +193,16 @@ impl Control {
                 Err(e) => return Err(e),
             };
             conn.send(&reply, None)?;
+            self.report_listeners(conn, false)?;
         }
+    }
+
+    /// Sends the control plane the listening sockets served, when they changed (or `force`).
+    fn report_listeners(&mut self, conn: &Conn, force: bool) -> Result<(), ChannelError> {
+        for (frame, fds) in self.handover.report(force) {
+            conn.send_fds(&frame, &fds)?;
+        }
+        Ok(())
     }
 
     fn apply(&mut self, generation: u64, size: u64, fd: OwnedFd) -> Result<(), String> {
@@ -200,7 +238,8 @@ impl Control {
         let mut next = served.clone();
         delta.apply_to(&mut next).map_err(|e| e.to_string())?;
         let table = Arc::new(table.with_servers(&next).map_err(|e| e.to_string())?);
-        self.hand_to_workers(generation, &table, Vec::new(), Vec::new());
+        // A delta never changes UDP (`EndpointsDelta::between` requires it equal).
+        self.hand_to_workers(generation, &table, Vec::new(), Vec::new(), None);
         self.generation = generation;
         crate::health::publish(&table.health_targets);
         match next.encode() {
@@ -219,13 +258,28 @@ impl Control {
         table: &Arc<Table>,
         close: Vec<String>,
         open: Vec<Vec<(String, std::net::TcpListener)>>,
+        udp: Option<(Arc<crate::udp::UdpTable>, crate::udp::sockets::UdpChange)>,
     ) {
         let mut open = open.into_iter();
+        let (udp_table, udp_close, mut udp_open) = match udp {
+            Some((table, change)) => (Some(table), change.close, change.open.into_iter()),
+            None => (None, Vec::new(), Vec::new().into_iter()),
+        };
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         for (i, w) in self.workers.iter().enumerate() {
             let mine = open.next().unwrap_or_default();
-            let cmd =
-                Apply { table: Arc::clone(table), close: close.clone(), open: mine, done: done_tx.clone() };
+            let udp = udp_table.as_ref().map(|t| crate::udp::UdpApply {
+                table: Arc::clone(t),
+                close: udp_close.clone(),
+                open: udp_open.next().unwrap_or_default(),
+            });
+            let cmd = Apply {
+                table: Arc::clone(table),
+                close: close.clone(),
+                open: mine,
+                done: done_tx.clone(),
+                udp,
+            };
             if w.tx.unbounded_send(cmd).is_err() {
                 tracing::error!(worker = i, "worker is gone");
             }
@@ -240,11 +294,15 @@ impl Control {
     }
 
     fn apply_bytes(&mut self, generation: u64, bytes: &[u8]) -> Result<(), String> {
+        let started = std::time::Instant::now();
         let snapshot = Snapshot::decode(bytes).map_err(|e| e.to_string())?;
         if snapshot.generation != generation {
             return Err(format!("frame says generation {generation}, snapshot says {}", snapshot.generation));
         }
         let table = Arc::new(Table::build(&snapshot).map_err(|e| e.to_string())?);
+        let udp_table = Arc::new(crate::udp::UdpTable::build(&snapshot.udp).map_err(|e| e.to_string())?);
+        // UDP sockets are bound before anything changes too.
+        let udp_change = self.udp.prepare(&snapshot.udp, self.workers.len())?;
 
         // Bind every new listener before touching anything, so a bind failure rejects cleanly.
         // One SO_REUSEPORT socket per worker and new entrypoint.
@@ -253,9 +311,15 @@ impl Control {
         for ep in &snapshot.entrypoints {
             if self.listeners.get(&ep.name) != Some(&ep.address) {
                 for slot in open.iter_mut() {
-                    let sock = reuseport_listener(ep.address).map_err(|e| {
-                        format!("entrypoint {}: cannot listen on {}: {e}", ep.name, ep.address)
-                    })?;
+                    // A socket the control plane kept from the previous data plane first: its
+                    // accept queue holds the connections made while no data plane ran.
+                    let sock = match self.handover.take(&ep.name, ep.address) {
+                        Some(sock) => sock,
+                        None => reuseport_listener(ep.address).map_err(|e| {
+                            format!("entrypoint {}: cannot listen on {}: {e}", ep.name, ep.address)
+                        })?,
+                    };
+                    self.handover.hold(&ep.name, ep.address, &sock);
                     slot.push((ep.name.clone(), sock));
                 }
                 let group: Vec<_> = open
@@ -276,18 +340,45 @@ impl Control {
             .collect();
 
         for name in &close {
+            let moved_to = snapshot.entrypoints.iter().find(|e| &e.name == name).map(|e| e.address);
+            self.handover.release(name, moved_to);
             if !snapshot.entrypoints.iter().any(|e| &e.name == name) {
                 self.steering.detach(name);
             }
         }
-        self.hand_to_workers(generation, &table, close, open);
+        self.handover.drop_unadopted();
+        self.hand_to_workers(generation, &table, close, open, Some((udp_table, udp_change)));
+        self.udp.commit(&snapshot.udp);
         self.listeners = snapshot.entrypoints.iter().map(|e| (e.name.clone(), e.address)).collect();
         self.generation = generation;
         // Health checks follow the table now served (one checker per server, see `health`).
         crate::health::publish(&table.health_targets);
+        // Graceful shutdown follows the lifeCycle of the entrypoints now served.
+        let longest = |f: fn(&weir_proto::entrypoint::EntryPointOptions) -> u64| {
+            snapshot.entrypoints.iter().map(|e| f(&e.options)).max()
+        };
+        crate::shutdown::configure(
+            Duration::from_millis(longest(|o| o.request_accept_grace_timeout_ms).unwrap_or(0)),
+            Duration::from_millis(
+                longest(|o| o.grace_timeout_ms).unwrap_or(weir_proto::entrypoint::DEFAULT_GRACE_TIMEOUT_MS),
+            ),
+        );
+        crate::metrics::process::applied(generation, started.elapsed());
         self.current = Some((snapshot, table));
         Ok(())
     }
+}
+
+/// How long a data plane that serves nothing waits for a control plane before it serves the
+/// persisted snapshot (a control plane that started it connects within tens of milliseconds).
+const RESTORE_GRACE: Duration = Duration::from_millis(500);
+
+/// Whether a control plane connects to `listener` within `wait`.
+fn control_plane_knocks(listener: &Listener, wait: Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut fds = [PollFd::new(listener, PollFlags::IN)];
+    let timeout = rustix::event::Timespec::try_from(wait).ok();
+    matches!(poll(&mut fds, timeout.as_ref()), Ok(n) if n > 0)
 }
 
 fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -330,6 +421,7 @@ mod tests {
                 health_check: None,
                 servers_transport: None,
                 flush_interval_ms: 100,
+                strategy: Default::default(),
             }),
         };
         Snapshot { generation, services: vec![lb("a", 1), lb("b", 2)], ..Default::default() }

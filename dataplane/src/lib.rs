@@ -7,16 +7,23 @@
 #[cfg(feature = "alloc-count")]
 pub mod alloc_count;
 
+pub mod access_log;
+pub mod admin;
 pub mod args;
 pub mod control;
+pub mod handover;
 pub mod health;
 pub mod http;
 pub mod lb;
+pub mod metrics;
 pub mod middleware;
+pub mod observe;
 pub mod router;
 pub mod service;
+pub mod shutdown;
 pub mod steering;
 pub mod table;
+pub mod tcp;
 pub mod tls;
 pub mod udp;
 pub mod worker;

@@ -20,13 +20,8 @@ fn main() -> anyhow::Result<()> {
         }
         Err(e) => anyhow::bail!("{e}\n\n{}", args::HELP),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&args);
+    weir_dataplane::http::conn_limit::set_limit(args.max_connections_per_worker);
 
     #[cfg(feature = "alloc-count")]
     weir_dataplane::alloc_count::start_reporting();
@@ -44,7 +39,39 @@ fn main() -> anyhow::Result<()> {
     let mut control = control::Control::new(workers, Some(state));
     let worker_cpus = (0..args.workers).map(|i| cpus.get(i % cpus.len().max(1)).copied()).collect();
     control.set_steering(weir_dataplane::steering::Steering::new(args.ebpf, worker_cpus));
-    control.restore();
+    // SIGTERM/SIGINT drain and exit 0; SIGUSR1 reopens access logs.
+    let socket = args.socket.clone();
+    weir_dataplane::shutdown::install(move || {
+        let _ = std::fs::remove_file(&socket);
+    })
+    .context("installing signal handlers")?;
     control.serve(&args.socket).context("control socket")?;
     Ok(())
+}
+
+/// `--log.level` (RUST_LOG wins), `--log.format`, `--log.filePath`, `--log.noColor`.
+fn init_logging(args: &args::Args) {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
+    let file = args.log_file.as_ref().and_then(|p| {
+        match std::fs::OpenOptions::new().create(true).append(true).open(p) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!(
+                    "weir-dataplane: cannot open log file {}: {e}; logging to standard error",
+                    p.display()
+                );
+                None
+            }
+        }
+    });
+    let ansi = file.is_none() && !args.log_no_color && std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    match (file, args.log_json) {
+        (Some(f), true) => builder.json().with_writer(std::sync::Arc::new(f)).init(),
+        (Some(f), false) => builder.with_writer(std::sync::Arc::new(f)).init(),
+        (None, true) => builder.json().with_writer(std::io::stderr).init(),
+        (None, false) => builder.with_writer(std::io::stderr).init(),
+    }
 }

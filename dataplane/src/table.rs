@@ -69,6 +69,9 @@ pub enum TableError {
     /// TLS cannot be served at all.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsTableError),
+    /// The TCP routers, services, middlewares or transports do not fit together.
+    #[error(transparent)]
+    Tcp(#[from] crate::tcp::TcpTableError),
     /// A trusted IP that does not parse.
     #[error("entrypoint {entrypoint}: {source}")]
     TrustedIp {
@@ -94,6 +97,8 @@ pub struct EntryPointTable {
     pub https: RouterIndex<ServiceId>,
     /// `http2.maxConcurrentStreams`.
     pub http2_max_concurrent_streams: u32,
+    /// Transport options and request limits (timeouts, keep-alive, header size, ...).
+    pub options: std::sync::Arc<weir_proto::entrypoint::EntryPointOptions>,
 }
 
 impl EntryPointTable {
@@ -131,6 +136,12 @@ pub struct Table {
     pub chains: Arc<crate::middleware::Chains>,
     /// TLS configurations and SNI mapping (shared with the previous table when unchanged).
     pub tls: std::sync::Arc<crate::tls::TlsTable>,
+    /// TCP routers, services and PROXY protocol reception.
+    pub tcp: Arc<crate::tcp::TcpTable>,
+    /// Metrics and access-log settings.
+    pub observability: Arc<weir_proto::observability::Observability>,
+    /// The API's runtime model and the internal services' settings (`crate::admin`).
+    pub admin: Arc<crate::admin::AdminState>,
 }
 
 impl Table {
@@ -163,6 +174,7 @@ impl Table {
                     http: RouterIndex::default(),
                     https: RouterIndex::default(),
                     http2_max_concurrent_streams: ep.http2_max_concurrent_streams,
+                    options: std::sync::Arc::new(ep.options.clone()),
                 },
             );
         }
@@ -200,6 +212,9 @@ impl Table {
             middlewares: Arc::new(middlewares),
             chains: Arc::new(chains),
             tls: crate::tls::TlsTable::build(&snapshot.tls)?,
+            tcp: Arc::new(crate::tcp::TcpTable::build(snapshot)?),
+            observability: Arc::new(snapshot.observability.clone()),
+            admin: Arc::new(crate::admin::AdminState::build(&snapshot.api)),
         })
     }
 
@@ -217,6 +232,10 @@ impl Table {
             middlewares: Arc::clone(&self.middlewares),
             chains: Arc::clone(&self.chains),
             tls: Arc::clone(&self.tls),
+            tcp: Arc::clone(&self.tcp),
+            observability: Arc::clone(&self.observability),
+            // The model is the snapshot's; live server status comes from the services.
+            admin: Arc::clone(&self.admin),
         })
     }
 }
@@ -272,6 +291,7 @@ mod tests {
                 address: "127.0.0.1:1".parse().expect("addr"),
                 forwarded_headers: ForwardedHeaders::default(),
                 http2_max_concurrent_streams: 250,
+                options: Default::default(),
             }],
             routers: vec![router("low", "PathPrefix(`/`)", 1), router("high", "PathPrefix(`/api`)", 100)],
             services: vec![s::Service {
@@ -283,6 +303,7 @@ mod tests {
                     health_check: None,
                     servers_transport: None,
                     flush_interval_ms: 100,
+                    strategy: Default::default(),
                 }),
             }],
             ..Default::default()

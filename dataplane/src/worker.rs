@@ -26,6 +26,8 @@ pub struct Apply {
     pub open: Vec<(String, std::net::TcpListener)>,
     /// Signalled once the worker serves `table`.
     pub done: std::sync::mpsc::Sender<()>,
+    /// UDP entrypoints to close, open and re-route; `None` leaves UDP as it is.
+    pub udp: Option<crate::udp::UdpApply>,
 }
 
 /// The control thread's handle on a worker.
@@ -60,6 +62,10 @@ pub struct Worker {
     pub hostname: HeaderValue,
     /// Rate-limit buckets and in-flight counts of this worker's middlewares.
     pub middleware_state: crate::middleware::WorkerState,
+    /// This worker's metrics counters (summed over workers at scrape time).
+    pub metrics: crate::metrics::WorkerMetrics,
+    /// This worker's access-log buffer.
+    pub access_log: crate::access_log::WorkerLog,
 }
 
 impl Worker {
@@ -96,15 +102,28 @@ async fn run(index: usize, mut rx: mpsc::UnboundedReceiver<Apply>, hostname: Hea
         middlewares: Arc::default(),
         chains: Arc::default(),
         tls: Arc::default(),
+        tcp: Arc::default(),
+        observability: Arc::default(),
+        admin: Arc::default(),
     });
     let worker = Rc::new(Worker {
         current: RefCell::new(Rc::new(Generation::new(empty, None))),
         pool: Rc::new(Pool::default()),
         hostname,
         middleware_state: Default::default(),
+        metrics: Default::default(),
+        access_log: Default::default(),
     });
+    worker.metrics.set_index(index);
+    crate::metrics::register_worker(Rc::clone(&worker));
+    crate::shutdown::register_worker();
+    monoio::spawn(crate::access_log::flusher(Rc::clone(&worker)));
     let mut listeners: HashMap<String, oneshot::Sender<()>> = HashMap::new();
+    let mut udp = crate::udp::WorkerUdp::default();
     while let Some(apply) = rx.next().await {
+        if let Some(change) = apply.udp {
+            udp.apply(index, change);
+        }
         for name in &apply.close {
             // Dropping the sender stops that accept loop; open connections continue.
             listeners.remove(name);
@@ -112,11 +131,22 @@ async fn run(index: usize, mut rx: mpsc::UnboundedReceiver<Apply>, hostname: Hea
         let next = Generation::new(apply.table, Some(&worker.current()));
         *worker.current.borrow_mut() = Rc::new(next);
         for (name, std_listener) in apply.open {
+            if crate::shutdown::draining() {
+                continue;
+            }
+            // A second handle on the socket, to stop it listening when the worker drains.
+            let stopper = std_listener.try_clone().ok();
             match monoio::net::TcpListener::from_std(std_listener) {
                 Ok(l) => {
                     let (stop_tx, stop_rx) = oneshot::channel();
                     listeners.insert(name.clone(), stop_tx);
-                    monoio::spawn(accept_loop(Rc::clone(&worker), Rc::from(name.as_str()), l, stop_rx));
+                    monoio::spawn(accept_loop(
+                        Rc::clone(&worker),
+                        Rc::from(name.as_str()),
+                        l,
+                        stop_rx,
+                        stopper,
+                    ));
                 }
                 Err(e) => tracing::error!(worker = index, entrypoint = %name, "cannot use listener: {e}"),
             }
@@ -130,16 +160,27 @@ async fn accept_loop(
     entrypoint: Rc<str>,
     listener: monoio::net::TcpListener,
     mut stop: oneshot::Receiver<()>,
+    stopper: Option<std::net::TcpListener>,
 ) {
+    let mut drained = std::pin::pin!(crate::shutdown::drained());
     loop {
         let accept = std::pin::pin!(listener.accept());
-        match futures_util::future::select(accept, &mut stop).await {
+        let stop_or_drain = futures_util::future::select(&mut stop, drained.as_mut());
+        match futures_util::future::select(accept, stop_or_drain).await {
             futures_util::future::Either::Left((Ok((stream, peer)), _)) => {
                 monoio::spawn(serve(Rc::clone(&worker), Rc::clone(&entrypoint), stream, peer));
             }
             futures_util::future::Either::Left((Err(e), _)) => {
                 tracing::warn!(entrypoint = %entrypoint, "accept: {e}");
                 monoio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            futures_util::future::Either::Right((futures_util::future::Either::Right(_), _)) => {
+                // Graceful shutdown: the socket stops listening at once, for every handle on it
+                // (the copies kept for handover too), so new connections are refused.
+                if let Some(s) = &stopper {
+                    let _ = rustix::net::shutdown(s, rustix::net::Shutdown::Read);
+                }
+                return;
             }
             futures_util::future::Either::Right(_) => return,
         }

@@ -3,6 +3,7 @@
 //! `weir-whoami` backends, and speaks HTTP/1.1 over real sockets. Every process is killed by
 //! process group when its guard drops, so a failing test leaves nothing behind.
 
+pub mod kube_api;
 pub mod upgrade_echo;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -133,6 +134,8 @@ pub struct Weir {
     /// Port of the `web` entrypoint on 127.0.0.1.
     pub port: u16,
     group: u32,
+    /// Started without `--manifests` (a Kubernetes provider is the source).
+    no_manifests: bool,
 }
 
 impl Weir {
@@ -144,7 +147,16 @@ impl Weir {
         }
         let scratch = TempDir::new();
         let port = free_port();
-        let mut w = Weir { child: None, manifests, scratch, port, group: 0 };
+        let mut w = Weir { child: None, manifests, scratch, port, group: 0, no_manifests: false };
+        w.spawn(extra);
+        w
+    }
+
+    /// Starts weir without a manifests directory (`extra` names a Kubernetes provider and its
+    /// endpoint), with no in-cluster or KUBECONFIG settings inherited.
+    pub fn start_without_manifests(extra: &[&str]) -> Weir {
+        let (manifests, scratch, port) = (TempDir::new(), TempDir::new(), free_port());
+        let mut w = Weir { child: None, manifests, scratch, port, group: 0, no_manifests: true };
         w.spawn(extra);
         w
     }
@@ -156,9 +168,12 @@ impl Weir {
             .open(self.scratch.join("weir.log"))
             .expect("log file");
         let mut cmd = Command::new(bin_dir().join("weir"));
-        cmd.arg("--manifests")
-            .arg(&self.manifests.0)
-            .arg("--socket")
+        if self.no_manifests {
+            cmd.env_remove("KUBECONFIG").env_remove("KUBERNETES_SERVICE_HOST");
+        } else {
+            cmd.arg("--manifests").arg(&self.manifests.0);
+        }
+        cmd.arg("--socket")
             .arg(self.scratch.join("dataplane.sock"))
             .arg(format!("--entryPoints.web.address=127.0.0.1:{}", self.port))
             .args(["--workers", "2"])
@@ -185,6 +200,22 @@ impl Weir {
     /// pid of the `weir` process.
     pub fn weir_pid(&self) -> u32 {
         self.child.as_ref().expect("weir running").id()
+    }
+
+    /// Waits up to `limit` for `weir` to exit by itself; its exit status, `None` if it still runs.
+    pub fn wait_weir_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if start.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGKILLs `weir` only; its data plane stays.

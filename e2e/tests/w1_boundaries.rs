@@ -49,6 +49,19 @@ fn control_socket_answers_bad_frames_and_keeps_serving() {
         .expect("connect to the data plane");
     let (hello, _) = conn.recv().expect("hello");
     assert!(matches!(hello, Frame::Hello { generation } if generation > 0), "{hello:?}");
+    // Then the listening sockets it serves, one descriptor each (two workers on `web`).
+    let (report, fds) = conn.recv_fds().expect("listeners");
+    match report {
+        Frame::Listeners { replace: true, entries } => {
+            assert_eq!(entries.len(), 2, "{entries:?}");
+            assert!(
+                entries.iter().all(|e| e.entrypoint == "web" && e.address.port() == weir.port),
+                "{entries:?}"
+            );
+            assert_eq!(fds.len(), 2);
+        }
+        other => panic!("expected the listeners report, got {other:?}"),
+    }
 
     // A frame from a future version.
     let mut future = Frame::Applied { generation: 1 }.encode();

@@ -6,9 +6,11 @@
 mod error;
 mod object;
 pub mod reuseport;
+pub mod splice;
 
 pub use error::EbpfError;
 pub use reuseport::{ReuseportCounters, ReuseportSteering};
+pub use splice::{Direction, SpliceCounters, Spliced, Splicer};
 
 /// Whether this build carries the BPF objects (clang was found when it was compiled).
 pub fn objects_built() -> bool {

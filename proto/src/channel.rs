@@ -14,7 +14,7 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
 
-use crate::frame::{Frame, FrameError, MAX_FRAME_LEN};
+use crate::frame::{Frame, FrameError, MAX_FDS_PER_FRAME, MAX_FRAME_LEN};
 
 /// Errors on the control channel.
 #[derive(Debug, thiserror::Error)]
@@ -122,23 +122,37 @@ impl Conn {
 
     /// Sends one frame, with `fd` attached when given.
     pub fn send(&self, frame: &Frame, fd: Option<BorrowedFd<'_>>) -> Result<(), ChannelError> {
+        match fd {
+            Some(fd) => self.send_fds(frame, &[fd]),
+            None => self.send_fds(frame, &[]),
+        }
+    }
+
+    /// Sends one frame with every descriptor of `fds` attached (at most
+    /// [`MAX_FDS_PER_FRAME`]).
+    pub fn send_fds(&self, frame: &Frame, fds: &[BorrowedFd<'_>]) -> Result<(), ChannelError> {
         let bytes = frame.encode();
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_FRAME))];
         let mut control = SendAncillaryBuffer::new(&mut space);
-        let fds;
-        if let Some(fd) = fd {
-            fds = [fd];
-            control.push(SendAncillaryMessage::ScmRights(&fds));
+        let fds = &fds[..fds.len().min(MAX_FDS_PER_FRAME)];
+        if !fds.is_empty() {
+            control.push(SendAncillaryMessage::ScmRights(fds));
         }
         rustix::net::sendmsg(&self.fd, &[IoSlice::new(&bytes)], &mut control, SendFlags::NOSIGNAL)
             .map_err(io("sendmsg"))?;
         Ok(())
     }
 
-    /// Receives one frame and the descriptor attached to it, if any.
+    /// Receives one frame and the descriptor attached to it, if any (extra ones are closed).
     pub fn recv(&self) -> Result<(Frame, Option<OwnedFd>), ChannelError> {
+        let (frame, fds) = self.recv_fds()?;
+        Ok((frame, fds.into_iter().next()))
+    }
+
+    /// Receives one frame and every descriptor attached to it, in order.
+    pub fn recv_fds(&self) -> Result<(Frame, Vec<OwnedFd>), ChannelError> {
         let mut buf = vec![0u8; MAX_FRAME_LEN];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_FRAME + 3))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let msg = rustix::net::recvmsg(
             &self.fd,
@@ -147,13 +161,10 @@ impl Conn {
             RecvFlags::CMSG_CLOEXEC,
         )
         .map_err(io("recvmsg"))?;
-        let mut received = None;
+        let mut received = Vec::new();
         for m in control.drain() {
             if let RecvAncillaryMessage::ScmRights(fds) = m {
-                for fd in fds {
-                    // Keep the first; any extra descriptor is dropped (closed) here.
-                    received.get_or_insert(fd);
-                }
+                received.extend(fds);
             }
         }
         if msg.bytes == 0 {

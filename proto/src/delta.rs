@@ -51,6 +51,8 @@ impl EndpointsDelta {
             || old.middlewares != new.middlewares
             || old.routers != new.routers
             || old.tls != new.tls
+            || old.udp != new.udp
+            || old.tcp != new.tcp
         {
             return None;
         }
@@ -124,6 +126,7 @@ fn same_except_servers(a: &LoadBalancer, b: &LoadBalancer) -> bool {
         && a.health_check == b.health_check
         && a.servers_transport == b.servers_transport
         && a.flush_interval_ms == b.flush_interval_ms
+        && a.strategy == b.strategy
 }
 
 #[cfg(test)]
@@ -153,6 +156,7 @@ mod tests {
                 health_check: None,
                 servers_transport: None,
                 flush_interval_ms: 100,
+                strategy: Default::default(),
             }),
         }
     }
@@ -241,6 +245,13 @@ mod tests {
             middlewares: vec![],
         });
         assert_eq!(EndpointsDelta::between(&old, &routers), None);
+        // UDP routers and services travel in full snapshots only.
+        let mut udp = snapshot(2);
+        udp.udp.services.push(crate::udp::UdpService {
+            name: "u".into(),
+            kind: crate::udp::UdpServiceKind::LoadBalancer(vec![server(9).address]),
+        });
+        assert_eq!(EndpointsDelta::between(&old, &udp), None);
     }
 
     #[test]

@@ -44,7 +44,30 @@ pub enum Frame {
         /// Why.
         reason: String,
     },
+    /// Listening sockets handed over, one attached descriptor per entry, in order. Data plane
+    /// → control plane: the listeners it serves (the control plane holds copies, so a data
+    /// plane that dies leaves its sockets open with their accept queues). Control plane → data
+    /// plane: listeners to adopt instead of binding new ones. A set larger than one frame's
+    /// descriptors spans several frames, the first with `replace`.
+    Listeners {
+        /// This frame starts a new set (the receiver forgets the previous one).
+        replace: bool,
+        /// What each attached socket is.
+        entries: Vec<ListenerEntry>,
+    },
 }
+
+/// What a handed-over listening socket serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerEntry {
+    /// Entrypoint name.
+    pub entrypoint: String,
+    /// Address it is bound to.
+    pub address: std::net::SocketAddr,
+}
+
+/// Most descriptors one frame carries (the kernel's SCM_RIGHTS limit is 253).
+pub const MAX_FDS_PER_FRAME: usize = 250;
 
 /// Where the bytes of an endpoints delta travel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +128,7 @@ impl Frame {
             Frame::Applied { .. } => 3,
             Frame::Rejected { .. } => 4,
             Frame::Endpoints { .. } => 5,
+            Frame::Listeners { .. } => 6,
         }
     }
 
@@ -116,6 +140,7 @@ impl Frame {
             | Frame::Applied { generation }
             | Frame::Endpoints { generation, .. }
             | Frame::Rejected { generation, .. } => *generation,
+            Frame::Listeners { .. } => 0,
         }
     }
 
@@ -138,6 +163,14 @@ impl Frame {
             Frame::Endpoints { body: DeltaBody::Memfd { size }, .. } => {
                 let mut p = vec![1];
                 p.extend_from_slice(&size.to_le_bytes());
+                p
+            }
+            // The replace flag, then `entrypoint<TAB>address<LF>` per socket.
+            Frame::Listeners { replace, entries } => {
+                let mut p = vec![u8::from(*replace)];
+                for e in entries {
+                    p.extend_from_slice(format!("{}\t{}\n", e.entrypoint, e.address).as_bytes());
+                }
                 p
             }
             Frame::Hello { .. } | Frame::Applied { .. } => Vec::new(),
@@ -205,6 +238,27 @@ impl Frame {
                 };
                 Ok(Frame::Endpoints { generation, body })
             }
+            6 => {
+                let bad = |reason| FrameError::BadPayload { kind, reason };
+                let (flag, list) = payload.split_first().ok_or(bad("listeners frame without a flag"))?;
+                let replace = match flag {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(bad("listeners flag must be 0 or 1")),
+                };
+                let list = std::str::from_utf8(list).map_err(|_| bad("listeners are not UTF-8"))?;
+                let mut entries = Vec::new();
+                for line in list.split_terminator('\n') {
+                    let (entrypoint, address) =
+                        line.split_once('\t').ok_or(bad("listener entry without a tab"))?;
+                    let address = address.parse().map_err(|_| bad("listener address does not parse"))?;
+                    entries.push(ListenerEntry { entrypoint: entrypoint.to_string(), address });
+                }
+                if entries.len() > MAX_FDS_PER_FRAME {
+                    return Err(bad("more listeners than one frame carries"));
+                }
+                Ok(Frame::Listeners { replace, entries })
+            }
             other => Err(FrameError::UnknownKind(other)),
         }
     }
@@ -224,6 +278,14 @@ mod tests {
             Frame::Endpoints { generation: 8, body: DeltaBody::Inline(vec![1, 2, 3]) },
             Frame::Endpoints { generation: 8, body: DeltaBody::Inline(vec![0; MAX_INLINE_DELTA]) },
             Frame::Endpoints { generation: 9, body: DeltaBody::Memfd { size: 1 << 20 } },
+            Frame::Listeners { replace: true, entries: vec![] },
+            Frame::Listeners {
+                replace: false,
+                entries: vec![
+                    ListenerEntry { entrypoint: "web".into(), address: "0.0.0.0:80".parse().expect("addr") },
+                    ListenerEntry { entrypoint: "v6".into(), address: "[::1]:8443".parse().expect("addr") },
+                ],
+            },
         ];
         for f in frames {
             assert_eq!(Frame::decode(&f.encode()), Ok(f.clone()), "{f:?}");

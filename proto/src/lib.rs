@@ -4,16 +4,24 @@
 //! It must stay free of tokio, monoio and kube: both planes link it.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod breaker;
 pub mod channel;
+pub mod client_hello;
 pub mod delta;
+pub mod entrypoint;
 pub mod frame;
 pub mod middleware;
 pub mod mime;
 pub mod net;
+pub mod observability;
+pub mod proxy_protocol;
+pub mod retry_expression;
 pub mod rule;
 pub mod snapshot;
+pub mod tcp;
 pub mod tls;
+pub mod udp;
 
 pub use delta::EndpointsDelta;
 pub use frame::{DeltaBody, Frame, FrameError, FRAME_VERSION};

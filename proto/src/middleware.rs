@@ -58,6 +58,10 @@ pub enum MiddlewareKind {
     DigestAuth(DigestAuth),
     /// Stops calling a failing service for a while.
     CircuitBreaker(CircuitBreaker),
+    /// Passes the TLS client certificate (PEM and/or selected fields) to the backend.
+    PassTlsClientCert(PassTlsClientCert),
+    /// Translates gRPC-Web requests into gRPC for the backend.
+    GrpcWeb(GrpcWeb),
 }
 
 impl MiddlewareKind {
@@ -85,6 +89,8 @@ impl MiddlewareKind {
             MiddlewareKind::ForwardAuth(_) => "ForwardAuth",
             MiddlewareKind::DigestAuth(_) => "DigestAuth",
             MiddlewareKind::CircuitBreaker(_) => "CircuitBreaker",
+            MiddlewareKind::PassTlsClientCert(_) => "PassTLSClientCert",
+            MiddlewareKind::GrpcWeb(_) => "GrpcWeb",
         }
     }
 }
@@ -257,6 +263,9 @@ pub struct Buffering {
     pub max_response_body_bytes: i64,
     /// Response bytes kept in memory before Traefik spills to disk (weir keeps all in memory).
     pub mem_response_body_bytes: i64,
+    /// oxy's retry predicate over the buffered attempt (see `retry_expression`); "" for none.
+    #[serde(default)]
+    pub retry_expression: String,
 }
 
 /// Traefik's `encodedCharacters` (3.6): what a raw path may contain.
@@ -385,6 +394,14 @@ pub struct ForwardAuth {
     pub preserve_location_header: bool,
     /// Use the request's method for the auth request instead of GET.
     pub preserve_request_method: bool,
+    /// `tls.caSecret`: PEM bundle of CAs to trust for the auth server (empty: the system's).
+    pub root_cas: Vec<String>,
+    /// `tls.certSecret`: client certificate chain and key (PEM) presented to the auth server.
+    pub certificate: Option<(String, String)>,
+    /// Largest auth response body read (-1: no limit); above it the answer is a bare 401.
+    pub max_response_body_size: i64,
+    /// Where a 401 from the auth server redirects to (302); empty for no redirect.
+    pub auth_signin_url: String,
 }
 
 /// Traefik's `digestAuth`, users read from the Secret.
@@ -413,4 +430,58 @@ pub struct CircuitBreaker {
     pub recovery_duration_nanos: u64,
     /// Status of the answers while tripped (503).
     pub response_code: u16,
+}
+
+/// Traefik's `passTLSClientCert`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PassTlsClientCert {
+    /// Set `X-Forwarded-Tls-Client-Cert` to the chain's PEM bodies.
+    pub pem: bool,
+    /// Set `X-Forwarded-Tls-Client-Cert-Info` with these fields; `None` for no such header.
+    pub info: Option<ClientCertInfo>,
+}
+
+/// The certificate fields `passTLSClientCert.info` selects.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ClientCertInfo {
+    /// `NA="<unix seconds>"`.
+    pub not_after: bool,
+    /// `NB="<unix seconds>"`.
+    pub not_before: bool,
+    /// `SAN="dns,email,ip,uri"`.
+    pub sans: bool,
+    /// `SerialNumber="<decimal>"`.
+    pub serial_number: bool,
+    /// Subject parts; `None` for no `Subject=`.
+    pub subject: Option<DistinguishedNameParts>,
+    /// Issuer parts (`organizational_unit` is never used, as in Traefik); `None` for no `Issuer=`.
+    pub issuer: Option<DistinguishedNameParts>,
+}
+
+/// Which parts of a distinguished name are passed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DistinguishedNameParts {
+    /// `C`.
+    pub country: bool,
+    /// `ST`.
+    pub province: bool,
+    /// `L`.
+    pub locality: bool,
+    /// `O`.
+    pub organization: bool,
+    /// `OU` (subject only).
+    pub organizational_unit: bool,
+    /// `CN`.
+    pub common_name: bool,
+    /// `SN` (the name's serialNumber attribute).
+    pub serial_number: bool,
+    /// `DC`.
+    pub domain_component: bool,
+}
+
+/// Traefik's `grpcWeb`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GrpcWeb {
+    /// Origins allowed by CORS (`*` for any).
+    pub allow_origins: Vec<String>,
 }

@@ -24,6 +24,14 @@ pub struct Snapshot {
     pub middlewares: Vec<crate::middleware::Middleware>,
     /// TLS certificates, options and per-entrypoint SNI mapping.
     pub tls: crate::tls::Tls,
+    /// UDP entrypoints, routers and services.
+    pub udp: crate::udp::Udp,
+    /// TCP routers, services, middlewares, transports and entrypoint PROXY protocol.
+    pub tcp: crate::tcp::Tcp,
+    /// Metrics and access-log settings (static configuration).
+    pub observability: crate::observability::Observability,
+    /// Traefik's API, dashboard and ping (internal services and the runtime model).
+    pub api: crate::api::Api,
 }
 
 /// Errors when encoding or decoding a snapshot.
@@ -61,6 +69,9 @@ pub struct EntryPoint {
     pub forwarded_headers: ForwardedHeaders,
     /// `http2.maxConcurrentStreams` (Traefik default 250).
     pub http2_max_concurrent_streams: u32,
+    /// Transport options and request limits (timeouts, keep-alive, header size, ...).
+    #[serde(default)]
+    pub options: crate::entrypoint::EntryPointOptions,
 }
 
 /// Traefik's `entryPoints.<name>.forwardedHeaders`.
@@ -121,6 +132,8 @@ pub enum ServiceKind {
     },
     /// Traefik's `noop@internal`: answers 418 with an empty body.
     Noop,
+    /// One of Traefik's other internal services (`api@internal`, `ping@internal`, ...).
+    Internal(crate::api::InternalService),
 }
 
 /// Traefik's servers load balancer.
@@ -139,6 +152,23 @@ pub struct LoadBalancer {
     /// `responseForwarding.flushInterval` in milliseconds (Traefik default 100; negative means
     /// flush after every write).
     pub flush_interval_ms: i64,
+    /// How a server is chosen (Traefik's `strategy`, default `wrr`).
+    #[serde(default)]
+    pub strategy: Strategy,
+}
+
+/// Traefik's load-balancer strategies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Strategy {
+    /// Smooth weighted round robin (`wrr`, also `RoundRobin`).
+    #[default]
+    Wrr,
+    /// Power of two random choices on requests in flight (`p2c`).
+    P2c,
+    /// Highest random weight by client IP (`hrw`).
+    Hrw,
+    /// Least time to first byte, weighted, with load (`leasttime`).
+    LeastTime,
 }
 
 /// One backend server.

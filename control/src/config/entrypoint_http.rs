@@ -17,6 +17,8 @@ pub struct EntryPointHttp {
     pub redirection: Option<Redirection>,
     /// `http.tls`: every router of the entrypoint is a TLS router.
     pub tls: Option<EntryPointTls>,
+    /// Transport options and request limits (`transport.*`, `http.maxHeaderBytes`, ...).
+    pub transport: super::entrypoint_options::TransportOptions,
 }
 
 impl Default for EntryPointHttp {
@@ -25,6 +27,7 @@ impl Default for EntryPointHttp {
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             redirection: None,
             tls: None,
+            transport: Default::default(),
         }
     }
 }
@@ -70,6 +73,8 @@ pub enum HttpKey {
     TlsOptions,
     /// `http.tls.certResolver`.
     TlsCertResolver,
+    /// A transport option or request limit.
+    Transport(super::entrypoint_options::OptKey),
 }
 
 impl HttpKey {
@@ -84,7 +89,7 @@ impl HttpKey {
             "http.tls" => HttpKey::Tls,
             "http.tls.options" => HttpKey::TlsOptions,
             "http.tls.certresolver" => HttpKey::TlsCertResolver,
-            _ => return None,
+            other => HttpKey::Transport(super::entrypoint_options::OptKey::from_lower(other)?),
         })
     }
 }
@@ -100,6 +105,7 @@ pub struct HttpDraft {
     tls: Option<bool>,
     tls_options: Option<String>,
     tls_cert_resolver: Option<String>,
+    transport: super::entrypoint_options::TransportOptions,
 }
 
 impl HttpDraft {
@@ -122,6 +128,7 @@ impl HttpDraft {
             HttpKey::Tls => self.tls = Some(super::value::parse_bool(value)?),
             HttpKey::TlsOptions => self.tls_options = Some(value.to_string()),
             HttpKey::TlsCertResolver => self.tls_cert_resolver = Some(value.to_string()),
+            HttpKey::Transport(k) => self.transport.set(k, value)?,
         }
         Ok(())
     }
@@ -145,6 +152,7 @@ impl HttpDraft {
             max_concurrent_streams: self.max_concurrent_streams.unwrap_or(DEFAULT_MAX_CONCURRENT_STREAMS),
             redirection,
             tls,
+            transport: self.transport,
         }
     }
 }

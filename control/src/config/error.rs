@@ -32,10 +32,18 @@ pub enum ConfigError {
         /// The entrypoint's name.
         entrypoint: String,
     },
+    /// The configuration file cannot be read or parsed.
+    #[error("configuration file {}: {reason}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No configuration source was given.
     #[error(
-        "no configuration source: pass --manifests DIR (the Kubernetes provider is not built yet, \
-         so --providers.kubernetesCRD alone cannot serve)"
+        "no configuration source: pass --manifests DIR, or enable a Kubernetes provider \
+         (--providers.kubernetesCRD, --providers.kubernetesIngress)"
     )]
     NoSource,
 }

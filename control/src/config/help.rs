@@ -10,11 +10,23 @@ weir — Kubernetes ingress controller reading Traefik's CRDs (control plane)
 
 USAGE:
     weir --manifests DIR [OPTIONS]
+    weir check PATH [OPTIONS]   Offline migration report of a manifests directory or
+                                `kubectl get -o yaml` dump (exit 1 on errors)
+    weir crds                   Print the traefik.io CRDs as YAML (deploy/crds.yaml)
+
+Configuration sources (one, not merged, as Traefik): a file given with --configFile=PATH or
+found as traefik.toml, traefik.yaml, traefik.yml in /etc/traefik/, $XDG_CONFIG_HOME/,
+$HOME/.config/, . (in that order); else these flags; else TRAEFIK_* environment variables
+(TRAEFIK_ENTRYPOINTS_WEB_ADDRESS=:80; `_` separates keys). weir's own options below are read
+from every source (file section `weir:`, TRAEFIK_WEIR_*), flags last.
 
 Traefik static configuration (keys are case-insensitive; written --key=value, a bare --key means true):
-    --entryPoints.<name>.address=[host]:port[/tcp]
-                         Listen address of entrypoint <name> (`:port` = all IPv4 addresses).
+    --entryPoints.<name>.address=[host]:port[/tcp|/udp]
+                         Listen address of entrypoint <name> (`:port` = all IPv4 addresses;
+                         `/udp`: a UDP entrypoint, for IngressRouteUDP only).
                          Default when no entrypoint is configured: http on :80
+    --entryPoints.<name>.udp.timeout=DURATION
+                         Idle time after which a UDP session ends (default 3s)
     --entryPoints.<name>.asDefault[=BOOL]
                          Attach routers that name no entrypoint here (default false; when no
                          entrypoint has it, such routers attach to all entrypoints)
@@ -22,6 +34,10 @@ Traefik static configuration (keys are case-insensitive; written --key=value, a 
                          Peers whose X-Forwarded-* headers are kept (default none)
     --entryPoints.<name>.forwardedHeaders.insecure[=BOOL]
                          Keep X-Forwarded-* headers from every peer (default false)
+    --entryPoints.<name>.proxyProtocol.trustedIPs=IP|CIDR,...
+                         Peers whose PROXY protocol (v1/v2) header is read
+    --entryPoints.<name>.proxyProtocol.insecure[=BOOL]
+                         Read the PROXY header from every peer (default false)
     --entryPoints.<name>.http2.maxConcurrentStreams=N
                          HTTP/2 streams a client may open at once (default 250)
     --entryPoints.<name>.http.redirections.entryPoint.to=ENTRYPOINT|:PORT
@@ -31,8 +47,57 @@ Traefik static configuration (keys are case-insensitive; written --key=value, a 
     --entryPoints.<name>.http.tls[=BOOL]
                          Every router of the entrypoint is a TLS router; also .options=TLSOPTION
                          (<ns>-<name>) and .certResolver (ACME is not supported: reported)
+    --entryPoints.<name>.http.middlewares=NAME@kubernetescrd,...
+                         Middlewares prepended to every router of the entrypoint (default none)
+    --entryPoints.<name>.http.maxHeaderBytes=N
+                         Larger request heads get 431 (default 1048576; Go's 4096 slack added)
+    --entryPoints.<name>.http.underscoreHeadersStrategy=keep|delete|reject
+                         Request headers whose name holds `_` (default keep; reject = 400)
+    --entryPoints.<name>.http.encodedCharacters.allowEncodedSlash=BOOL, .allowEncodedBackSlash,
+      .allowEncodedNullCharacter, .allowEncodedSemicolon, .allowEncodedPercent,
+      .allowEncodedQuestionMark, .allowEncodedHash
+                         false refuses paths holding that escape with 400 (default true)
+    --entryPoints.<name>.http.sanitizePath=BOOL, .http.encodeQuerySemicolons=BOOL
+                         Read; weir always cleans paths and never re-encodes `;` (warned)
+    --entryPoints.<name>.transport.respondingTimeouts.readTimeout=DURATION
+                         A request head must arrive within it, from its first byte (default 60s; 0 = none)
+    --entryPoints.<name>.transport.respondingTimeouts.writeTimeout=DURATION
+                         A response not produced within it closes the connection (default 0 = none)
+    --entryPoints.<name>.transport.respondingTimeouts.idleTimeout=DURATION
+                         Keep-alive connections idle this long are closed (default 180s; 0 = none)
+    --entryPoints.<name>.transport.keepAliveMaxRequests=N, .transport.keepAliveMaxTime=DURATION
+                         The response reaching N requests / the age answers `Connection: close`
+                         (default 0 = no limit)
+    --entryPoints.<name>.transport.lifeCycle.requestAcceptGraceTimeout=DURATION
+                         Keep accepting requests this long after SIGTERM (default 0)
+    --entryPoints.<name>.transport.lifeCycle.graceTimeOut=DURATION
+                         Time in-flight requests get on shutdown (default 10s)
+    --entryPoints.<name>.forwardedHeaders.connection=HEADER,...
+                         Read; not honoured yet (warned)
+    --api[=BOOL]         Traefik's API (api@internal) and dashboard (dashboard@internal); reach them
+                         through an IngressRoute to `kind: TraefikService, name: api@internal`
+    --api.insecure[=BOOL]
+                         Serve /api and /dashboard/ on the `traefik` entrypoint (created on :8080
+                         when not configured); `/` redirects to /dashboard/ (default false)
+    --api.dashboard=BOOL Serve the dashboard (default true)
+    --api.basePath=PATH  Prefix of /api and /dashboard on the traefik entrypoint (default /)
+    --api.debug[=BOOL]   Accepted with a warning; weir has no /debug endpoints
+    --ping[=BOOL]        GET/HEAD /ping answer `200 OK` (ping@internal)
+    --ping.entryPoint=NAME
+                         Entrypoint of the /ping router (default traefik, created on :8080)
+    --ping.manualRouting[=BOOL]
+                         No /ping router; route to ping@internal yourself (default false)
+    --ping.terminatingStatusCode=CODE
+                         Ping's answer while shutting down (default 503)
     --providers.kubernetesCRD[=BOOL]
-                         Accepted; the Kubernetes API watcher is not built yet (use --manifests)
+                         Read Traefik's CRDs, Services, EndpointSlices and Secrets from the
+                         Kubernetes API (in cluster, else .endpoint, else $KUBECONFIG); with
+                         --manifests, from that directory unless .endpoint/.token is given
+    --providers.kubernetesCRD.endpoint=URL, .token=TOKEN, .certAuthFilePath=PATH
+                         API server, bearer token, CA bundle (same keys for kubernetesIngress)
+    --providers.kubernetesCRD.namespaces=NS,NS, .labelSelector=SELECTOR, .ingressClass=NAME,
+      .throttleDuration=DURATION, .disableClusterScopeResources[=BOOL]
+                         As Traefik's kubernetesCRD provider (docs/kubernetes.md)
     --providers.kubernetesCRD.allowCrossNamespace[=BOOL]
                          Allow IngressRoutes to reference Services in other namespaces (default false)
     --providers.kubernetesCRD.allowEmptyServices[=BOOL]
@@ -43,16 +108,66 @@ Traefik static configuration (keys are case-insensitive; written --key=value, a 
     --providers.kubernetesCRD.nativeLBByDefault[=BOOL]
                          Balance to Services' ClusterIP instead of their endpoints, unless a
                          reference says nativeLB: false (default false)
+    --providers.kubernetesIngress[=BOOL]
+                         Read Ingress/IngressClass objects (default: read when no provider is
+                         named; with only --providers.kubernetesCRD they are ignored)
+    --providers.kubernetesIngress.ingressClass=NAME
+                         Handle only IngressClass NAME / kubernetes.io/ingress.class NAME
+    --providers.kubernetesIngress.allowEmptyServices[=BOOL], .allowExternalNameServices[=BOOL],
+      .nativeLBByDefault[=BOOL], .strictPrefixMatching[=BOOL], .disableIngressClassLookup[=BOOL],
+      .disableClusterScopeResources[=BOOL], .labelSelector=SELECTOR, .namespaces=NS,NS,
+      .ingressEndpoint.ip=IP, .ingressEndpoint.hostname=NAME, .ingressEndpoint.publishedService=NS/NAME
+                         As Traefik's kubernetesIngress provider (docs/ingress.md)
     --core.defaultRuleSyntax=v2|v3
                          Syntax of rules whose route sets no `syntax` (default v3; v2 is deprecated)
     --log.level=LEVEL    TRACE, DEBUG, INFO, WARN or ERROR (default INFO; without it RUST_LOG is honoured)
+    --log.format=common|json
+                         Log line format of weir and its data plane (default common)
+    --log.filePath=PATH  Append logs to PATH instead of standard error (default: standard error)
+    --log.noColor[=BOOL] No ANSI colours (default false; colours only on a terminal)
+    --metrics.prometheus[=BOOL]
+                         Prometheus metrics at /metrics (prometheus@internal), Traefik's names
+    --metrics.prometheus.entryPoint=NAME
+                         Entrypoint of the /metrics router (default traefik, created on :8080)
+    --metrics.prometheus.buckets=S,S,...
+                         Request-duration histogram buckets in seconds (default 0.1,0.3,1.2,5)
+    --metrics.prometheus.addEntryPointsLabels=BOOL, .addRoutersLabels=BOOL, .addServicesLabels=BOOL
+                         traefik_entrypoint_*, traefik_router_*, traefik_service_* series
+                         (defaults true, false, true)
+    --metrics.prometheus.manualRouting[=BOOL]
+                         No /metrics router; route to prometheus@internal yourself (default false)
+    --metrics.prometheus.headerLabels.<label>=HEADER
+                         Extra label of the *_requests_total series from a request header
+    --accessLog[=BOOL]   One line per request (default off)
+    --accessLog.filePath=PATH
+                         Append to PATH, reopened on SIGUSR1 (default standard output)
+    --accessLog.format=common|genericCLF|json
+                         Traefik's line formats (default common)
+    --accessLog.bufferingSize=N
+                         Lines kept per worker before a write; also written every 100 ms (default 0:
+                         every line at once)
+    --accessLog.filters.statusCodes=CODE|FROM-TO,...
+                         Keep only these statuses; .filters.retryAttempts[=BOOL] keeps retried
+                         requests, .filters.minDuration=DURATION slower ones (any filter keeps)
+    --accessLog.fields.defaultMode=keep|drop, .fields.names.<Field>=keep|drop
+                         Which fields appear (default keep)
+    --accessLog.fields.headers.defaultMode=keep|drop|redact, .fields.headers.names.<Header>=MODE
+                         Which request_/downstream_ headers appear (default drop)
 
-weir options (also written --key VALUE):
+Traefik options weir does not implement are named in a warning at startup (ACME
+certificatesResolvers, experimental/plugins, providers other than Kubernetes, tracing, http3,
+hub, global, hostResolver, spiffe, ocsp); unknown ones too.
+
+weir options (also written --key VALUE, or --weir.KEY[=VALUE]):
+    --configFile PATH    Traefik static configuration file (YAML or TOML), read alone
     --manifests DIR      Read Kubernetes objects from the YAML files under DIR and watch it (required)
     --socket PATH        Control socket of the data plane (default {socket})
     --dataplane PATH     Data plane binary started when none listens (default {dataplane})
     --workers N          Worker threads of a data plane weir starts (default: its own)
     --cpus LIST          CPUs for a data plane weir starts, e.g. 0-3,6 (default: its own)
+    --weir.maxConnectionsPerWorker N
+                         Client connections each data-plane worker serves at once; beyond
+                         it new connections are closed at accept (default 65536)
     -h, --help           Print this help
     --version            Print the version
 ",

@@ -2,18 +2,33 @@
 //! (`--entryPoints.web.address=:8000`) plus weir's own options (`--manifests DIR`). Parsing is
 //! pure (the environment comes in as a value) so every form is unit-tested.
 
+mod api;
 mod entrypoint;
 mod entrypoint_http;
+mod entrypoint_options;
 mod error;
 mod help;
+mod ingress_provider;
+mod kube_provider;
+mod observability;
+mod source;
+mod unsupported;
 mod value;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use entrypoint::{parse_address, EntryPointConfig};
+pub use api::{ApiConfig, ApiOptions, PingOptions};
+pub use entrypoint::{
+    parse_address, parse_address_transport, EntryPointConfig, Transport, UdpEntryPointConfig,
+};
 pub use entrypoint_http::{EntryPointHttp, EntryPointTls, Redirection};
+pub use entrypoint_options::TransportOptions;
 pub use error::ConfigError;
+pub use ingress_provider::{IngressEndpoint, IngressProviderConfig, LabelSelector};
+pub use kube_provider::{KubeConnection, KubeProvidersConfig};
+pub use observability::{shutdown_wait, LogFormat, LogOptions, ObservabilityConfig};
+pub use source::{ConfigSource, Sources};
 pub use value::LogLevel;
 
 use weir_proto::rule::Syntax;
@@ -37,16 +52,23 @@ pub struct CrdProviderConfig {
 /// The complete static configuration of a `weir` run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticConfig {
-    /// Entrypoints, sorted by name; never empty.
+    /// TCP entrypoints, sorted by name; never empty unless UDP entrypoints are configured.
     pub entrypoints: Vec<EntryPointConfig>,
+    /// UDP entrypoints (address `…/udp`), sorted by name.
+    pub udp_entrypoints: Vec<UdpEntryPointConfig>,
     /// CRD provider options.
     pub crd: CrdProviderConfig,
+    /// Kubernetes Ingress provider options (`--providers.kubernetesIngress.*`).
+    pub ingress: IngressProviderConfig,
     /// `--core.defaultRuleSyntax`: syntax of rules whose router names none (default v3).
     pub default_rule_syntax: Syntax,
     /// `--log.level`, when given.
     pub log_level: Option<LogLevel>,
-    /// Directory of manifests.
+    /// Directory of manifests; empty when none was given (a Kubernetes provider is then the
+    /// only source).
     pub manifests: PathBuf,
+    /// How the Kubernetes providers reach the API server (`--providers.kubernetesCRD.endpoint`…).
+    pub kube: KubeProvidersConfig,
     /// Control socket path.
     pub socket: PathBuf,
     /// Data plane binary.
@@ -55,6 +77,14 @@ pub struct StaticConfig {
     pub workers: Option<usize>,
     /// Data plane CPU list to pass on.
     pub cpus: Option<String>,
+    /// `--weir.maxConnectionsPerWorker`: the data plane's per-worker connection cap.
+    pub max_connections_per_worker: Option<usize>,
+    /// `--metrics.*`, `--accessLog.*`, `--log.*` (besides the level).
+    pub observability: ObservabilityConfig,
+    /// `--api.*` and `--ping.*`.
+    pub api: ApiConfig,
+    /// Where the Traefik options were read from.
+    pub source: ConfigSource,
 }
 
 /// What the command line asks for.
@@ -115,35 +145,41 @@ impl Environment {
 #[derive(Default)]
 struct EntryPointDraft {
     address: Option<std::net::SocketAddr>,
+    transport: Transport,
+    udp_timeout: Option<std::time::Duration>,
     as_default: bool,
     forwarded_headers: ForwardedHeaders,
     http: entrypoint_http::HttpDraft,
+    proxy_protocol: Option<ForwardedHeaders>,
 }
 
-/// weir's own options that take a value and may be written `--key VALUE`.
-const OWN_VALUE_OPTIONS: [&str; 5] = ["manifests", "socket", "dataplane", "workers", "cpus"];
+/// weir's own options that take a value and may be written `--key VALUE` (or `--weir.key VALUE`).
+const OWN_VALUE_OPTIONS: [&str; 6] =
+    ["manifests", "socket", "dataplane", "workers", "cpus", "maxconnectionsperworker"];
 
-/// Parses the arguments (without the program name).
+/// Whether a (lower-case) key is one of weir's own options rather than Traefik's.
+fn is_own(lower: &str) -> bool {
+    lower.starts_with("weir.") || OWN_VALUE_OPTIONS.contains(&lower)
+}
+
+/// Parses the arguments (without the program name) alone: no environment variables, no
+/// configuration file search (see [`parse_with`]).
 pub fn parse<I, S>(args: I, env: &Environment) -> Result<Command, ConfigError>
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let mut args = args.into_iter().map(Into::into).peekable();
-    let mut entrypoints: BTreeMap<String, EntryPointDraft> = BTreeMap::new();
-    let mut crd = CrdProviderConfig::default();
-    let mut default_rule_syntax = Syntax::V3;
-    let mut log_level = None;
-    let mut manifests = None;
-    let mut socket = None;
-    let mut dataplane = None;
-    let mut workers = None;
-    let mut cpus = None;
-    let mut warnings = Vec::new();
+    parse_with(args, env, &Sources::default())
+}
 
+/// The arguments as `(key, value)` pairs: `--key=value`, a bare `--key` (= `true`), or
+/// `--key VALUE` for weir's own options and `--configFile`. `None` when help was asked for.
+fn split_args(args: impl IntoIterator<Item = String>) -> Result<Option<Vec<source::Pair>>, ConfigError> {
+    let mut args = args.into_iter().peekable();
+    let mut pairs = Vec::new();
     while let Some(arg) = args.next() {
         if arg == "-h" {
-            return Ok(Command::Help(help::text(env)));
+            return Ok(None);
         }
         let Some(body) = arg.strip_prefix("--").filter(|b| !b.is_empty()) else {
             return Err(ConfigError::UnexpectedArgument { arg });
@@ -153,9 +189,10 @@ where
             None => (body.to_string(), None),
         };
         let lower = key.to_ascii_lowercase();
+        let bare = lower.strip_prefix("weir.").unwrap_or(&lower);
         let value = match inline_value {
             Some(v) => v,
-            None if OWN_VALUE_OPTIONS.contains(&lower.as_str()) => {
+            None if OWN_VALUE_OPTIONS.contains(&bare) || lower == "configfile" => {
                 match args.next_if(|a| !a.starts_with("--")) {
                     Some(v) => v,
                     None => return Err(ConfigError::MissingValue { key }),
@@ -164,6 +201,90 @@ where
             // Traefik: a bare key means `true` (and enables a section).
             None => "true".to_string(),
         };
+        pairs.push((key, value));
+    }
+    Ok(Some(pairs))
+}
+
+/// Parses the arguments, reading the Traefik options from one source as Traefik does: the
+/// configuration file (given by `--configFile` or found in the search path), else the flags,
+/// else the `TRAEFIK_*` environment variables. weir's own options are read from all of them.
+pub fn parse_with<I, S>(args: I, env: &Environment, sources: &Sources) -> Result<Command, ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let Some(flags) = split_args(args.into_iter().map(Into::into))? else {
+        return Ok(Command::Help(help::text(env)));
+    };
+    // Help and version win over any error in the configuration sources.
+    for (key, _) in &flags {
+        match key.to_ascii_lowercase().as_str() {
+            "help" => return Ok(Command::Help(help::text(env))),
+            "version" => return Ok(Command::Version),
+            _ => {}
+        }
+    }
+    let mut warnings = Vec::new();
+    let given_file =
+        flags.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case("configfile")).map(|(_, v)| v.clone());
+    let (own_flags, traefik_flags): (Vec<_>, Vec<_>) = flags
+        .into_iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("configfile"))
+        .partition(|(k, _)| is_own(&k.to_ascii_lowercase()));
+    let (own_env, traefik_env): (Vec<_>, Vec<_>) =
+        source::env_pairs(&sources.vars).into_iter().partition(|(k, _)| is_own(k));
+    let (config_source, chosen) = if let Some(path) =
+        source::find_file(given_file.as_deref(), &sources.search_dirs)?
+    {
+        let pairs = source::file_pairs(&path)?;
+        if !traefik_flags.is_empty() {
+            let keys: Vec<String> = traefik_flags.iter().map(|(k, _)| format!("--{k}")).collect();
+            warnings.push(format!(
+                "options {} are ignored: the static configuration is read from {} alone (as Traefik, sources are not merged)",
+                keys.join(" "),
+                path.display()
+            ));
+        }
+        (ConfigSource::File(path), pairs)
+    } else if !traefik_flags.is_empty() {
+        (ConfigSource::Flags, traefik_flags)
+    } else if !traefik_env.is_empty() {
+        (ConfigSource::Env, traefik_env.clone())
+    } else {
+        (ConfigSource::Defaults, Vec::new())
+    };
+    if !matches!(config_source, ConfigSource::Env) && !traefik_env.is_empty() {
+        let names: Vec<String> = traefik_env.iter().map(|(k, _)| k.clone()).collect();
+        warnings.push(format!(
+            "TRAEFIK_* environment variables ({}) are ignored: the static configuration is read from {config_source} (as Traefik, sources are not merged)",
+            names.join(", ")
+        ));
+    }
+    let pairs = own_env.into_iter().chain(chosen).chain(own_flags);
+
+    let mut entrypoints: BTreeMap<String, EntryPointDraft> = BTreeMap::new();
+    let mut crd = CrdProviderConfig::default();
+    let mut ingress = IngressProviderConfig::default();
+    let mut kube = KubeProvidersConfig::default();
+    let mut default_rule_syntax = Syntax::V3;
+    let mut log_level = None;
+    let mut manifests = None;
+    let mut socket = None;
+    let mut dataplane = None;
+    let mut workers = None;
+    let mut cpus = None;
+    let mut max_connections_per_worker = None;
+    let mut observability = ObservabilityConfig::default();
+    let mut api = ApiConfig::default();
+
+    for (key, value) in pairs {
+        // `--weir.workers` is `--workers`: weir's own section.
+        let key = match key.get(..5) {
+            Some(p) if p.eq_ignore_ascii_case("weir.") => key[5..].to_string(),
+            _ => key,
+        };
+        let lower = key.to_ascii_lowercase();
         let invalid =
             |reason: String| ConfigError::InvalidValue { key: key.clone(), value: value.clone(), reason };
         let boolean = || value::parse_bool(&value).map_err(invalid);
@@ -176,6 +297,9 @@ where
             "dataplane" => dataplane = Some(PathBuf::from(&value)),
             "workers" => workers = Some(value::parse_workers(&value).map_err(invalid)?),
             "cpus" => cpus = Some(value::parse_cpus(&value).map_err(invalid)?),
+            "maxconnectionsperworker" => {
+                max_connections_per_worker = Some(value::parse_workers(&value).map_err(invalid)?)
+            }
             "log.level" => log_level = Some(value.parse::<LogLevel>().map_err(invalid)?),
             "core.defaultrulesyntax" => {
                 default_rule_syntax = value::parse_rule_syntax(&value).map_err(invalid)?;
@@ -202,12 +326,28 @@ where
                 crd.enabled = true;
                 crd.native_lb_by_default = boolean()?;
             }
+            // Connection/watch keys of both Kubernetes providers (the Ingress provider's fall
+            // through to its own arm below as well).
+            k if k.starts_with("providers.kubernetes")
+                && kube_provider::set(&mut kube, &mut crd, k, &value).map_err(invalid)? => {}
+            k if k.starts_with("providers.kubernetesingress")
+                && ingress_provider::set(&mut ingress, k, &value).map_err(invalid)? => {}
+            _ if ApiConfig::owns(&lower) => warnings.extend(api.set(&lower, &value).map_err(invalid)?),
+            _ if ObservabilityConfig::owns(&lower) => {
+                observability.set(&key, &lower, &value).map_err(invalid)?
+            }
             _ => match entrypoint_option(&key) {
                 Some((name, option)) => {
                     let draft = entrypoints.entry(name.to_string()).or_default();
                     match option {
                         EntryPointOption::Address => {
-                            draft.address = Some(entrypoint::parse_address(&value).map_err(invalid)?)
+                            let (address, transport) =
+                                entrypoint::parse_address_transport(&value).map_err(invalid)?;
+                            draft.address = Some(address);
+                            draft.transport = transport;
+                        }
+                        EntryPointOption::UdpTimeout => {
+                            draft.udp_timeout = Some(value::parse_positive_duration(&value).map_err(invalid)?)
                         }
                         EntryPointOption::AsDefault => draft.as_default = boolean()?,
                         EntryPointOption::ForwardedInsecure => draft.forwarded_headers.insecure = boolean()?,
@@ -216,42 +356,87 @@ where
                                 entrypoint::parse_trusted_ips(&value).map_err(invalid)?
                         }
                         EntryPointOption::Http(k) => draft.http.set(k, &value).map_err(invalid)?,
+                        EntryPointOption::ProxyInsecure => {
+                            draft.proxy_protocol.get_or_insert_with(Default::default).insecure = boolean()?
+                        }
+                        EntryPointOption::ProxyTrustedIps => {
+                            draft.proxy_protocol.get_or_insert_with(Default::default).trusted_ips =
+                                entrypoint::parse_trusted_ips(&value).map_err(invalid)?
+                        }
                     }
                 }
-                None => {
-                    warnings.push(format!("unknown option --{key} is ignored (weir does not support it yet)"))
-                }
+                None => warnings.push(unsupported::warning(&key, config_source == ConfigSource::Flags)),
             },
         }
     }
 
-    let manifests = manifests.ok_or(ConfigError::NoSource)?;
+    // A Kubernetes provider alone is a source (the API server); with a manifests directory it
+    // reads that directory unless told where the API server is.
+    let manifests = match manifests {
+        Some(m) => m,
+        None if crd.enabled || ingress.enabled => PathBuf::new(),
+        None => return Err(ConfigError::NoSource),
+    };
     let mut eps = Vec::with_capacity(entrypoints.len().max(1));
+    let mut udp_eps = Vec::new();
     for (name, draft) in entrypoints {
         let address =
             draft.address.ok_or_else(|| ConfigError::MissingAddress { entrypoint: name.clone() })?;
+        if draft.transport == Transport::Udp {
+            // Traefik: HTTP and TCP options of a UDP entrypoint have no effect.
+            let timeout = draft
+                .udp_timeout
+                .unwrap_or(std::time::Duration::from_millis(weir_proto::udp::DEFAULT_UDP_TIMEOUT_MS));
+            udp_eps.push(UdpEntryPointConfig { name, address, timeout });
+            continue;
+        }
         eps.push(EntryPointConfig {
             name,
             address,
             as_default: draft.as_default,
             forwarded_headers: draft.forwarded_headers,
             http: draft.http.finish(),
+            proxy_protocol: draft.proxy_protocol,
         });
     }
-    if eps.is_empty() {
+    if eps.is_empty() && udp_eps.is_empty() {
         eps.push(EntryPointConfig::implicit_http());
+    }
+    // Traefik: the `traefik` entrypoint (:8080) is created when the internal services need it.
+    let metrics_on_traefik = observability
+        .metrics
+        .as_ref()
+        .is_some_and(|m| !m.manual_routing && m.entry_point == weir_proto::api::INTERNAL_ENTRYPOINT);
+    if api.needs_internal_entrypoint(metrics_on_traefik)
+        && !eps.iter().any(|e| e.name == weir_proto::api::INTERNAL_ENTRYPOINT)
+    {
+        eps.push(EntryPointConfig::implicit_traefik());
+        eps.sort_by(|a, b| a.name.cmp(&b.name));
     }
     let config = StaticConfig {
         entrypoints: eps,
+        udp_entrypoints: udp_eps,
         crd,
+        ingress,
         default_rule_syntax,
         log_level,
         manifests,
+        kube,
         socket: socket.unwrap_or_else(|| env.default_socket()),
         dataplane: dataplane.unwrap_or_else(|| env.default_dataplane()),
         workers,
         cpus,
+        max_connections_per_worker,
+        observability,
+        api,
+        source: config_source,
     };
+    for ep in &config.entrypoints {
+        for option in ep.http.transport.not_honoured() {
+            warnings
+                .push(format!("entrypoint {}: option {option} is read but not honoured by weir", ep.name));
+        }
+    }
     Ok(Command::Run { config: Box::new(config), warnings })
 }
 
@@ -262,6 +447,9 @@ enum EntryPointOption {
     AsDefault,
     ForwardedInsecure,
     ForwardedTrustedIps,
+    UdpTimeout,
+    ProxyInsecure,
+    ProxyTrustedIps,
     Http(entrypoint_http::HttpKey),
 }
 
@@ -277,6 +465,9 @@ fn entrypoint_option(key: &str) -> Option<(&str, EntryPointOption)> {
         "asdefault" => EntryPointOption::AsDefault,
         "forwardedheaders.insecure" => EntryPointOption::ForwardedInsecure,
         "forwardedheaders.trustedips" => EntryPointOption::ForwardedTrustedIps,
+        "udp.timeout" => EntryPointOption::UdpTimeout,
+        "proxyprotocol.insecure" => EntryPointOption::ProxyInsecure,
+        "proxyprotocol.trustedips" => EntryPointOption::ProxyTrustedIps,
         other => EntryPointOption::Http(entrypoint_http::HttpKey::from_lower(other)?),
     };
     Some((name, option))

@@ -20,6 +20,7 @@ fn ep(name: &str, addr: &str) -> EntryPointConfig {
         as_default: false,
         forwarded_headers: ForwardedHeaders::default(),
         http: Default::default(),
+        proxy_protocol: None,
     }
 }
 
@@ -57,6 +58,21 @@ fn entrypoints() {
                 ..ep("web", "0.0.0.0:80")
             }],
         ),
+        (
+            "proxy protocol trust (W6)",
+            vec![
+                "--entryPoints.tcp.address=:9000",
+                "--entryPoints.tcp.proxyProtocol.trustedIPs=10.0.0.0/8",
+                "--entrypoints.tcp.proxyprotocol.insecure",
+            ],
+            vec![EntryPointConfig {
+                proxy_protocol: Some(ForwardedHeaders {
+                    insecure: true,
+                    trusted_ips: vec!["10.0.0.0/8".into()],
+                }),
+                ..ep("tcp", "0.0.0.0:9000")
+            }],
+        ),
     ];
     for (name, mut args, want) in cases {
         args.extend(["--manifests", "/m"]);
@@ -85,6 +101,8 @@ fn options_and_defaults() {
         "--workers",
         "2",
         "--cpus=0-1",
+        "--weir.maxConnectionsPerWorker",
+        "5000",
         "--log.level=debug",
         "--providers.kubernetesCRD",
         "--providers.kubernetescrd.allowCrossNamespace=true",
@@ -94,6 +112,7 @@ fn options_and_defaults() {
     assert_eq!(c.socket, PathBuf::from("/run/s.sock"));
     assert_eq!(c.dataplane, PathBuf::from("/bin/dp"));
     assert_eq!((c.workers, c.cpus.as_deref(), c.log_level), (Some(2), Some("0-1"), Some(LogLevel::Debug)));
+    assert_eq!(c.max_connections_per_worker, Some(5000));
     assert_eq!(
         c.crd,
         CrdProviderConfig {
@@ -120,20 +139,20 @@ fn unknown_options_warn_once_each() {
         "--manifests=/m",
         "--entrypoints.web.address=:80",
         "--entryPoints.web.http3=true",
-        "--api.insecure",
+        "--frobnicate.level",
     ])
     .expect("parses");
     assert_eq!(c.entrypoints, vec![ep("web", "0.0.0.0:80")]);
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].contains("--entryPoints.web.http3"), "{warnings:?}");
-    assert!(warnings[1].contains("--api.insecure"), "{warnings:?}");
+    assert!(warnings[1].contains("--frobnicate.level"), "{warnings:?}");
 }
 
 #[test]
 fn errors_name_the_option() {
     let cases: Vec<(&str, Vec<&str>, ConfigError)> = vec![
         ("no source", vec![], ConfigError::NoSource),
-        ("crd provider alone", vec!["--providers.kubernetescrd"], ConfigError::NoSource),
+        ("crd provider disabled", vec!["--providers.kubernetescrd=false"], ConfigError::NoSource),
         (
             "positional",
             vec!["--manifests=/m", "serve"],
@@ -146,12 +165,12 @@ fn errors_name_the_option() {
             ConfigError::MissingValue { key: "socket".into() },
         ),
         (
-            "udp",
-            vec!["--manifests=/m", "--entryPoints.dns.address=:53/udp"],
+            "udp timeout zero",
+            vec!["--manifests=/m", "--entryPoints.dns.address=:53/udp", "--entryPoints.dns.udp.timeout=0s"],
             ConfigError::InvalidValue {
-                key: "entryPoints.dns.address".into(),
-                value: ":53/udp".into(),
-                reason: "UDP entrypoints are not supported yet".into(),
+                key: "entryPoints.dns.udp.timeout".into(),
+                value: "0s".into(),
+                reason: "must be greater than zero".into(),
             },
         ),
         (
@@ -213,4 +232,55 @@ fn help_and_version() {
         }
     }
     assert_eq!(parse(["--version"], &env()), Ok(Command::Version));
+}
+
+#[test]
+fn udp_entrypoints() {
+    use std::time::Duration;
+    let udp = |name: &str, addr: &str, ms: u64| UdpEntryPointConfig {
+        name: name.into(),
+        address: addr.parse().expect("test address"),
+        timeout: Duration::from_millis(ms),
+    };
+    type Case = (&'static str, Vec<&'static str>, Vec<&'static str>, Vec<UdpEntryPointConfig>);
+    let cases: Vec<Case> = vec![
+        (
+            "udp alone: no implicit http",
+            vec!["--entryPoints.dns.address=:5353/udp"],
+            vec![],
+            vec![udp("dns", "0.0.0.0:5353", 3_000)],
+        ),
+        (
+            "tcp and udp share a port",
+            vec!["--entryPoints.dnstcp.address=:53", "--entryPoints.dns.address=127.0.0.1:53/UDP"],
+            vec!["dnstcp"],
+            vec![udp("dns", "127.0.0.1:53", 3_000)],
+        ),
+        (
+            "timeout in Go syntax, before the address",
+            vec!["--entryPoints.dns.udp.timeout=1500ms", "--entryPoints.dns.address=:53/udp"],
+            vec![],
+            vec![udp("dns", "0.0.0.0:53", 1_500)],
+        ),
+        (
+            "timeout in integer seconds",
+            vec!["--entryPoints.dns.address=:53/udp", "--entryPoints.dns.udp.timeout=10"],
+            vec![],
+            vec![udp("dns", "0.0.0.0:53", 10_000)],
+        ),
+        (
+            "udp.timeout on a tcp entrypoint is ignored",
+            vec!["--entryPoints.web.address=:80", "--entryPoints.web.udp.timeout=1s"],
+            vec!["web"],
+            vec![],
+        ),
+    ];
+    for (name, args, tcp, want) in cases {
+        let mut all = vec!["--manifests=/m"];
+        all.extend(args);
+        let (config, _) = run(&all).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let tcp_names: Vec<&str> = config.entrypoints.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(tcp_names, tcp, "{name}");
+        assert_eq!(config.udp_entrypoints, want, "{name}");
+    }
 }

@@ -63,6 +63,16 @@ pub fn parse_rule_syntax(s: &str) -> Result<Syntax, String> {
     Syntax::from_name(s).ok_or_else(|| "expected v2 or v3".into())
 }
 
+/// A duration greater than zero, as Traefik's static configuration writes one (integer
+/// seconds or Go syntax: `3s`, `500ms`).
+pub fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    match crate::translate::duration::parse_str_nanos(s.trim()) {
+        Some(ns) if ns > 0 => Ok(std::time::Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))),
+        Some(_) => Err("must be greater than zero".into()),
+        None => Err(format!("`{s}` is not a duration (seconds, or Go syntax such as 500ms)")),
+    }
+}
+
 /// A worker count: a positive integer.
 pub fn parse_workers(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {

@@ -3,22 +3,35 @@
 //! ignored on read. These are data, not behaviour: resolution lives in `translate/`.
 
 mod endpointslice;
+mod ingress;
 mod ingressroute;
+mod ingressroutetcp;
+mod ingressrouteudp;
 mod meta;
 pub mod middleware;
 mod secret;
 mod serverstransport;
+mod serverstransporttcp;
 mod service;
 mod service_spec;
 mod tls;
 mod traefikservice;
 
 pub use endpointslice::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice, SERVICE_NAME_LABEL};
+pub use ingress::{
+    HttpIngressPath, HttpIngressRuleValue, Ingress, IngressBackend, IngressClass, IngressClassSpec,
+    IngressRule, IngressServiceBackend, IngressSpec, IngressTls, ServiceBackendPort,
+};
 pub use ingressroute::{IngressRoute, IngressRouteSpec, IngressRouteTls, ObjectRef, Route, ServiceRef};
+pub use ingressroutetcp::{
+    IngressRouteTcp, IngressRouteTcpSpec, ProxyProtocolSpec, RouteTcp, ServiceTcp, TlsTcp,
+};
+pub use ingressrouteudp::{IngressRouteUdp, IngressRouteUdpSpec, RouteUdp, ServiceUdp};
 pub use meta::{IntOrString, ObjectMeta, DEFAULT_NAMESPACE};
 pub use middleware::{Middleware, MiddlewareSpec, MiddlewareTcp, MiddlewareTcpSpec};
 pub use secret::{Secret, SecretDataError};
 pub use serverstransport::{ForwardingTimeouts, RootCa, ServersTransport, ServersTransportSpec};
+pub use serverstransporttcp::{ServersTransportTcp, ServersTransportTcpSpec, TlsClientConfigTcp};
 pub use service::{Service, ServicePort, ServiceSpec};
 pub use service_spec::{Cookie, HealthCheckSpec, ResponseForwarding, Sticky};
 pub use tls::{ClientAuthSpec, SecretRef, TlsOption, TlsOptionSpec, TlsStore, TlsStoreSpec};
@@ -29,8 +42,7 @@ pub use traefikservice::{Mirroring, TraefikService, TraefikServiceSpec, Weighted
 pub const TRAEFIK_API_VERSIONS: [&str; 2] = ["traefik.io/v1alpha1", "traefik.containo.us/v1alpha1"];
 
 /// Traefik CRD kinds that are stored but not translated yet.
-pub const UNTRANSLATED_TRAEFIK_KINDS: [&str; 3] =
-    ["IngressRouteTCP", "IngressRouteUDP", "ServersTransportTCP"];
+pub const UNTRANSLATED_TRAEFIK_KINDS: [&str; 0] = [];
 
 /// The kinds of object the store keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,6 +69,16 @@ pub enum Kind {
     ServersTransport,
     /// A Traefik CRD kind weir stores but does not translate yet (its name).
     Untranslated(&'static str),
+    /// `traefik.io/v1alpha1` IngressRouteUDP.
+    IngressRouteUdp,
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress,
+    /// `networking.k8s.io/v1` IngressClass.
+    IngressClass,
+    /// `traefik.io/v1alpha1` IngressRouteTCP.
+    IngressRouteTcp,
+    /// `traefik.io/v1alpha1` ServersTransportTCP.
+    ServersTransportTcp,
 }
 
 impl Kind {
@@ -84,12 +106,23 @@ impl Kind {
             if kind == "ServersTransport" {
                 return Some(Kind::ServersTransport);
             }
+            if kind == "IngressRouteTCP" {
+                return Some(Kind::IngressRouteTcp);
+            }
+            if kind == "ServersTransportTCP" {
+                return Some(Kind::ServersTransportTcp);
+            }
+            if kind == "IngressRouteUDP" {
+                return Some(Kind::IngressRouteUdp);
+            }
             return UNTRANSLATED_TRAEFIK_KINDS.iter().find(|k| **k == kind).map(|k| Kind::Untranslated(k));
         }
         match (api_version, kind) {
             ("v1", "Service") => Some(Kind::Service),
             ("v1", "Secret") => Some(Kind::Secret),
             ("discovery.k8s.io/v1", "EndpointSlice") => Some(Kind::EndpointSlice),
+            ("networking.k8s.io/v1", "Ingress") => Some(Kind::Ingress),
+            ("networking.k8s.io/v1", "IngressClass") => Some(Kind::IngressClass),
             _ => None,
         }
     }
@@ -108,6 +141,11 @@ impl Kind {
             Kind::TraefikService => "TraefikService",
             Kind::ServersTransport => "ServersTransport",
             Kind::Untranslated(k) => k,
+            Kind::IngressRouteUdp => "IngressRouteUDP",
+            Kind::Ingress => "Ingress",
+            Kind::IngressClass => "IngressClass",
+            Kind::IngressRouteTcp => "IngressRouteTCP",
+            Kind::ServersTransportTcp => "ServersTransportTCP",
         }
     }
 }
@@ -150,6 +188,16 @@ pub enum Object {
         /// The whole document.
         raw: serde_yaml_ng::Value,
     },
+    /// An IngressRouteUDP.
+    IngressRouteUdp(IngressRouteUdp),
+    /// An Ingress.
+    Ingress(Ingress),
+    /// An IngressClass.
+    IngressClass(IngressClass),
+    /// An IngressRouteTCP.
+    IngressRouteTcp(IngressRouteTcp),
+    /// A ServersTransportTCP.
+    ServersTransportTcp(ServersTransportTcp),
 }
 
 impl Object {
@@ -167,6 +215,11 @@ impl Object {
             Object::TraefikService(_) => Kind::TraefikService,
             Object::ServersTransport(_) => Kind::ServersTransport,
             Object::Untranslated { kind, .. } => Kind::Untranslated(kind),
+            Object::IngressRouteUdp(_) => Kind::IngressRouteUdp,
+            Object::Ingress(_) => Kind::Ingress,
+            Object::IngressClass(_) => Kind::IngressClass,
+            Object::IngressRouteTcp(_) => Kind::IngressRouteTcp,
+            Object::ServersTransportTcp(_) => Kind::ServersTransportTcp,
         }
     }
 
@@ -184,6 +237,11 @@ impl Object {
             Object::TraefikService(o) => &o.metadata,
             Object::ServersTransport(o) => &o.metadata,
             Object::Untranslated { metadata, .. } => metadata,
+            Object::IngressRouteUdp(o) => &o.metadata,
+            Object::Ingress(o) => &o.metadata,
+            Object::IngressClass(o) => &o.metadata,
+            Object::IngressRouteTcp(o) => &o.metadata,
+            Object::ServersTransportTcp(o) => &o.metadata,
         }
     }
 }
@@ -202,12 +260,18 @@ mod tests {
             ("v1", "Secret", Some(Kind::Secret)),
             ("traefik.io/v1alpha1", "TLSStore", Some(Kind::TlsStore)),
             ("traefik.io/v1alpha1", "TLSOption", Some(Kind::TlsOption)),
+            ("traefik.io/v1alpha1", "IngressRouteUDP", Some(Kind::IngressRouteUdp)),
+            ("traefik.io/v1alpha1", "IngressRouteTCP", Some(Kind::IngressRouteTcp)),
+            ("traefik.io/v1alpha1", "ServersTransportTCP", Some(Kind::ServersTransportTcp)),
             ("traefik.io/v1alpha1", "Service", None),
             ("v1", "Service", Some(Kind::Service)),
             ("v1", "ConfigMap", None),
             ("discovery.k8s.io/v1", "EndpointSlice", Some(Kind::EndpointSlice)),
             ("discovery.k8s.io/v1beta1", "EndpointSlice", None),
             ("apps/v1", "Deployment", None),
+            ("networking.k8s.io/v1", "Ingress", Some(Kind::Ingress)),
+            ("networking.k8s.io/v1", "IngressClass", Some(Kind::IngressClass)),
+            ("networking.k8s.io/v1beta1", "Ingress", None),
         ];
         for (api, kind, want) in cases {
             assert_eq!(Kind::from_type(api, kind), want, "{api} {kind}");

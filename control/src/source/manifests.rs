@@ -216,6 +216,14 @@ pub fn parse_file(path: &Path, text: &str, problems: &mut Vec<Problem>) -> Vec<O
     objects
 }
 
+/// Reads one object delivered by another source (the Kubernetes API watcher), with the same
+/// rules as a document of a file; `origin` names where it came from in messages.
+pub fn parse_object(origin: &str, doc: Value, problems: &mut Vec<Problem>) -> Option<Object> {
+    let mut out = Vec::new();
+    parse_document(Path::new(origin), 0, doc, &mut out, problems);
+    out.pop()
+}
+
 /// Adds the object(s) of one document (a `List` holds several) to `out`.
 fn parse_document(path: &Path, index: usize, doc: Value, out: &mut Vec<Object>, problems: &mut Vec<Problem>) {
     if doc.is_null() {
@@ -279,6 +287,11 @@ fn parse_document(path: &Path, index: usize, doc: Value, out: &mut Vec<Object>, 
         Kind::TlsStore => serde_yaml_ng::from_value(doc).map(Object::TlsStore),
         Kind::TraefikService => serde_yaml_ng::from_value(doc).map(Object::TraefikService),
         Kind::ServersTransport => serde_yaml_ng::from_value(doc).map(Object::ServersTransport),
+        Kind::IngressRouteUdp => serde_yaml_ng::from_value(doc).map(Object::IngressRouteUdp),
+        Kind::Ingress => serde_yaml_ng::from_value(doc).map(Object::Ingress),
+        Kind::IngressClass => serde_yaml_ng::from_value(doc).map(Object::IngressClass),
+        Kind::IngressRouteTcp => serde_yaml_ng::from_value(doc).map(Object::IngressRouteTcp),
+        Kind::ServersTransportTcp => serde_yaml_ng::from_value(doc).map(Object::ServersTransportTcp),
         Kind::Untranslated(kind_name) => {
             problems.push(Problem::object(
                 Severity::Info,
@@ -349,11 +362,11 @@ mod tests {
                 vec![],
             ),
             (
-                "untranslated kind stored with a notice",
-                "apiVersion: traefik.io/v1alpha1\nkind: IngressRouteUDP\nmetadata: {name: auth}\n\
-                 spec: {routes: []}\n",
-                vec![id(Kind::Untranslated("IngressRouteUDP"), "default", "auth")],
-                vec![(Severity::Info, "not translated yet")],
+                "tcp kinds stored",
+                "apiVersion: traefik.io/v1alpha1\nkind: ServersTransportTCP\nmetadata: {name: auth}\n\
+                 spec: {}\n",
+                vec![id(Kind::ServersTransportTcp, "default", "auth")],
+                vec![],
             ),
             (
                 "unknown kind warned",

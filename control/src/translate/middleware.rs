@@ -97,6 +97,27 @@ pub fn resolve_route(
     Ok(out)
 }
 
+/// Resolves an entrypoint's `http.middlewares` (`name@kubernetescrd`, Traefik's qualified
+/// `<namespace>-<name>` form) into middleware names, adding each definition to `defs`. They come
+/// from the static configuration, so no cross-namespace restriction applies.
+pub fn resolve_entrypoint(
+    names: &[String],
+    store: &ObjectStore,
+    options: ServiceOptions,
+    defs: &mut BTreeMap<String, Middleware>,
+    services: &mut Generated,
+) -> Result<Vec<String>, MiddlewareError> {
+    let mut out = Vec::new();
+    let mut stack = Vec::new();
+    let mut cx = Resolver { store, allow_cross_namespace: true, options, services };
+    for name in names {
+        let qualified = if name.contains('@') { name.clone() } else { format!("{name}@{PROVIDER}") };
+        let r = ObjectRef { name: qualified, namespace: None };
+        cx.expand(&r, "", &mut stack, &mut out, defs)?;
+    }
+    Ok(out)
+}
+
 struct Resolver<'a> {
     store: &'a ObjectStore,
     allow_cross_namespace: bool,
@@ -357,7 +378,7 @@ fn translate(
         return leaf(MiddlewareKind::DigestAuth(digest_auth(d, m.metadata.namespace(), store)?));
     }
     if let Some(f) = &s.forward_auth {
-        return leaf(MiddlewareKind::ForwardAuth(Box::new(forward_auth(f)?)));
+        return leaf(MiddlewareKind::ForwardAuth(Box::new(forward_auth(f, m.metadata.namespace(), store)?)));
     }
     if let Some(e) = &s.errors {
         return leaf(MiddlewareKind::Errors(errors(e, m, store, services)?));
@@ -398,10 +419,81 @@ fn translate(
             "plugin middlewares are not supported: weir cannot run Traefik (Yaegi/WASM) plugins".into()
         );
     }
-    if s.pass_tls_client_cert.is_some() {
-        return Err("passTLSClientCert is not served yet: it waits on TLS termination (W5)".into());
+    if let Some(v) = &s.pass_tls_client_cert {
+        return leaf(MiddlewareKind::PassTlsClientCert(pass_tls_client_cert(v)?));
+    }
+    if let Some(v) = &s.grpc_web {
+        let g: GrpcWebSpec =
+            serde_json::from_value(v.clone()).map_err(|e| format!("invalid grpcWeb: {e}"))?;
+        return leaf(MiddlewareKind::GrpcWeb(mw::GrpcWeb { allow_origins: g.allow_origins }));
     }
     Err(format!("{} middlewares are not supported yet", set[0]))
+}
+
+/// `grpcWeb` as the CRD spells it.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct GrpcWebSpec {
+    allow_origins: Vec<String>,
+}
+
+/// `passTLSClientCert` as the CRD spells it.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct PassTlsClientCertSpec {
+    pem: bool,
+    info: Option<ClientCertInfoSpec>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct ClientCertInfoSpec {
+    not_after: bool,
+    not_before: bool,
+    sans: bool,
+    serial_number: bool,
+    subject: Option<DnSpec>,
+    issuer: Option<DnSpec>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct DnSpec {
+    country: bool,
+    province: bool,
+    locality: bool,
+    organization: bool,
+    organizational_unit: bool,
+    common_name: bool,
+    serial_number: bool,
+    domain_component: bool,
+}
+
+fn pass_tls_client_cert(v: &serde_json::Value) -> Result<mw::PassTlsClientCert, String> {
+    let spec: PassTlsClientCertSpec =
+        serde_json::from_value(v.clone()).map_err(|e| format!("invalid passTLSClientCert: {e}"))?;
+    let dn = |d: DnSpec, subject: bool| mw::DistinguishedNameParts {
+        country: d.country,
+        province: d.province,
+        locality: d.locality,
+        organization: d.organization,
+        // Traefik's issuer options have no organizational unit.
+        organizational_unit: subject && d.organizational_unit,
+        common_name: d.common_name,
+        serial_number: d.serial_number,
+        domain_component: d.domain_component,
+    };
+    Ok(mw::PassTlsClientCert {
+        pem: spec.pem,
+        info: spec.info.map(|i| mw::ClientCertInfo {
+            not_after: i.not_after,
+            not_before: i.not_before,
+            sans: i.sans,
+            serial_number: i.serial_number,
+            subject: i.subject.map(|d| dn(d, true)),
+            issuer: i.issuer.map(|d| dn(d, false)),
+        }),
+    })
 }
 
 fn check_regex(r: &str) -> Result<(), String> {
@@ -719,36 +811,46 @@ fn buffering(b: &objects::middleware::Buffering) -> Result<mw::Buffering, String
             return Err(format!("buffering.{field} must be >= 0, got {v}"));
         }
     }
-    if !b.retry_expression.trim().is_empty() {
-        // Retrying from the buffer needs the Retry machinery: refused rather than ignored.
-        return Err("buffering.retryExpression is not supported yet".into());
+    let retry_expression = b.retry_expression.trim().to_string();
+    if !retry_expression.is_empty() {
+        weir_proto::retry_expression::RetryExpr::parse(&retry_expression)
+            .map_err(|e| format!("buffering.retryExpression {:?}: {e}", b.retry_expression))?;
     }
     Ok(mw::Buffering {
         max_request_body_bytes: b.max_request_body_bytes,
         mem_request_body_bytes: b.mem_request_body_bytes,
         max_response_body_bytes: b.max_response_body_bytes,
         mem_response_body_bytes: b.mem_response_body_bytes,
+        retry_expression,
     })
 }
 
-fn forward_auth(f: &objects::middleware::ForwardAuth) -> Result<mw::ForwardAuth, String> {
+fn forward_auth(
+    f: &objects::middleware::ForwardAuth,
+    namespace: &str,
+    store: &ObjectStore,
+) -> Result<mw::ForwardAuth, String> {
     let rest = f.address.strip_prefix("http://").or_else(|| f.address.strip_prefix("https://"));
     let authority = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
     if authority.is_none_or(|a| a.is_empty() || a.contains(char::is_whitespace)) {
         return Err(format!("forwardAuth.address {:?} must be an http or https URL", f.address));
     }
     let mut insecure_skip_verify = false;
+    let mut root_cas = Vec::new();
+    let mut certificate = None;
     if let Some(t) = &f.tls {
-        if t.ca_secret.is_some() || t.cert_secret.is_some() {
-            return Err("forwardAuth.tls.caSecret and certSecret are not supported yet".into());
+        // Traefik's CRD provider: both Secrets live in the middleware's namespace.
+        if let Some(name) = t.ca_secret.as_deref().filter(|n| !n.is_empty()) {
+            let ca = super::serverstransport::ca_bundle_secret(store, namespace, name)
+                .map_err(|e| format!("failed to load auth ca secret: {e}"))?;
+            root_cas.push(ca);
+        }
+        if let Some(name) = t.cert_secret.as_deref().filter(|n| !n.is_empty()) {
+            let pair = super::serverstransport::tls_pair(store, namespace, name)
+                .map_err(|e| format!("failed to load auth secret: {e}"))?;
+            certificate = Some(pair);
         }
         insecure_skip_verify = t.insecure_skip_verify;
-    }
-    if f.max_response_body_size.is_some_and(|n| n >= 0) {
-        return Err("forwardAuth.maxResponseBodySize is not supported yet".into());
-    }
-    if f.auth_signin_url.as_deref().is_some_and(|u| !u.is_empty()) {
-        return Err("forwardAuth.authSigninURL is not supported yet".into());
     }
     if !f.auth_response_headers_regex.is_empty() {
         check_regex(&f.auth_response_headers_regex).map_err(|e| {
@@ -770,6 +872,10 @@ fn forward_auth(f: &objects::middleware::ForwardAuth) -> Result<mw::ForwardAuth,
         max_body_size: f.max_body_size.unwrap_or(-1),
         preserve_location_header: f.preserve_location_header,
         preserve_request_method: f.preserve_request_method,
+        root_cas,
+        certificate,
+        max_response_body_size: f.max_response_body_size.unwrap_or(-1),
+        auth_signin_url: f.auth_signin_url.clone().unwrap_or_default(),
     })
 }
 

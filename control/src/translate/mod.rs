@@ -5,7 +5,10 @@
 pub mod duration;
 pub mod entrypoints;
 mod error;
+pub mod ingress;
 pub mod ingressroute;
+pub mod ingressroutetcp;
+pub mod ingressrouteudp;
 pub mod middleware;
 pub mod names;
 pub mod serverstransport;
@@ -30,6 +33,8 @@ use crate::store::ObjectStore;
 pub struct TranslateOptions {
     /// Every defined entrypoint name.
     pub entrypoints: Vec<String>,
+    /// Every UDP entrypoint name (sorted); HTTP routers never attach to these.
+    pub udp_entrypoints: Vec<String>,
     /// Entrypoints of routers that name none (sorted).
     pub default_entrypoints: Vec<String>,
     /// Service resolution options.
@@ -38,6 +43,10 @@ pub struct TranslateOptions {
     pub default_rule_syntax: Syntax,
     /// Per entrypoint: its port and `http.*` options (redirection, entrypoint TLS).
     pub entrypoint_http: BTreeMap<String, entrypoints::EntryPointInfo>,
+    /// Whether Ingress objects are translated (`ingress::enabled`).
+    pub ingress_enabled: bool,
+    /// `--providers.kubernetesIngress.*`.
+    pub ingress: crate::config::IngressProviderConfig,
 }
 
 /// Routers and services by name, and the problems met.
@@ -55,6 +64,13 @@ pub struct Translation {
     pub problems: Vec<Problem>,
     /// TLS certificates, options and SNI mapping (after the TLS pass).
     pub tls: weir_proto::tls::Tls,
+    /// UDP routers and services (entrypoints are added by `compile`).
+    pub udp: weir_proto::udp::Udp,
+    /// TCP routers, services, middlewares and transports (entrypoint PROXY protocol is added by
+    /// `compile`).
+    pub tcp: weir_proto::tcp::Tcp,
+    /// Certificates and TLS routers of Ingresses, for the TLS pass.
+    pub ingress_tls: ingress::IngressTlsInputs,
 }
 
 /// Translates every object in the store.
@@ -65,10 +81,15 @@ pub fn translate(store: &ObjectStore, options: &TranslateOptions) -> Translation
     for ir in store.ingress_routes() {
         ingressroute::translate(ir, store, options, &mut out);
     }
+    // The kubernetesIngress provider: Ingress → routers named `…@kubernetes`.
+    ingress::translate_all(store, options, &mut out);
     // Traefik's internal provider: `http.redirections.entryPoint` routers.
     entrypoints::redirections(options, &mut out);
     // After the routers: TLS may disable some and splits conflicting ones.
     tls::translate(store, options, &mut out);
+    ingressrouteudp::translate_all(store, options, &mut out);
+    // After the TLS pass: terminating TCP routes add their certificates to the store.
+    ingressroutetcp::translate_all(store, options, &mut out);
     out
 }
 

@@ -10,7 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use sha1::{Digest, Sha1};
 use weir_proto::snapshot::{
-    HealthCheck, LoadBalancer, Scheme, Server, Service, ServiceKind, StickyCookie, DEFAULT_SERVERS_TRANSPORT,
+    HealthCheck, LoadBalancer, Scheme, Server, Service, ServiceKind, StickyCookie, Strategy,
+    DEFAULT_SERVERS_TRANSPORT,
 };
 
 use super::error::TranslateError;
@@ -161,11 +162,14 @@ pub fn resolve(
         }
         None => infer_scheme(service_port),
     };
-    match sref.strategy.as_deref() {
-        // p2c, hrw and leasttime are served as wrr (see docs/architecture.md).
-        None | Some("" | "wrr" | "RoundRobin" | "p2c" | "hrw" | "leasttime") => {}
-        Some(other) => return Err(invalid(name, format!("load-balancer strategy {other} is not supported"))),
-    }
+    let strategy = match sref.strategy.as_deref() {
+        None | Some("" | "wrr" | "RoundRobin") => Strategy::Wrr,
+        Some("p2c") => Strategy::P2c,
+        Some("hrw") => Strategy::Hrw,
+        Some("leasttime") => Strategy::LeastTime,
+        // Traefik: `unsupported load-balancer strategy "x"`.
+        Some(other) => return Err(invalid(name, format!("unsupported load-balancer strategy {other:?}"))),
+    };
     let service_name = names::service_name(namespace, name, port);
     let service_port_number = u16::try_from(service_port.port)
         .map_err(|_| invalid(name, format!("invalid port {}", service_port.port)))?;
@@ -222,6 +226,7 @@ pub fn resolve(
             health_check,
             servers_transport,
             flush_interval_ms,
+            strategy,
         },
     })
 }

@@ -242,7 +242,7 @@ fn kubernetes_services() {
             "unknown strategy",
             "[{name: app, port: 80, strategy: random}]",
             |_| {},
-            Err("strategy random is not supported"),
+            Err("unsupported load-balancer strategy \"random\""),
         ),
         (
             "missing servers transport",
@@ -391,4 +391,21 @@ fn traefik_services() {
         .expect("valid");
     assert!(svc.starts_with("default-web-"), "{svc}");
     assert!(matches!(&all[&svc].kind, ServiceKind::Weighted(c) if c.len() == 2 && c[0].weight == 2));
+}
+
+#[test]
+fn strategies_translate() {
+    use weir_proto::snapshot::Strategy;
+    let cases = [
+        ("default", "[{name: app, port: 80}]", Strategy::Wrr),
+        ("wrr", "[{name: app, port: 80, strategy: wrr}]", Strategy::Wrr),
+        ("v2 RoundRobin", "[{name: app, port: 80, strategy: RoundRobin}]", Strategy::Wrr),
+        ("p2c", "[{name: app, port: 80, strategy: p2c}]", Strategy::P2c),
+        ("hrw", "[{name: app, port: 80, strategy: hrw}]", Strategy::Hrw),
+        ("leasttime", "[{name: app, port: 80, strategy: leasttime}]", Strategy::LeastTime),
+    ];
+    for (name, services, want) in cases {
+        let (svc, all) = run(services, |_| {}).unwrap_or_else(|e| panic!("case {name}: {e:?}"));
+        assert_eq!(lb(&all, &svc).strategy, want, "case {name}");
+    }
 }

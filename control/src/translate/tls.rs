@@ -157,6 +157,21 @@ pub fn translate(store: &ObjectStore, options: &TranslateOptions, out: &mut Tran
         }
     }
 
+    // Ingresses: `spec.tls` certificates join the store; `router.tls` routers are TLS routers.
+    for (key, cert) in std::mem::take(&mut out.ingress_tls.certificates) {
+        certificates.entry(key).or_insert(cert);
+    }
+    for (name, option) in std::mem::take(&mut out.ingress_tls.routers) {
+        if let Some(router) = out.routers.get(&name) {
+            tls_routers.push(TlsRouter {
+                entrypoints: router.entrypoints.clone(),
+                domains: domains(&router.expr),
+                name,
+                option,
+            });
+        }
+    }
+
     // `--entryPoints.<ep>.http.tls`: the entrypoint's cleartext routers become TLS routers.
     for (name, option) in super::entrypoints::tls_models(options, &mut out.routers, &mut out.problems) {
         if let Some(router) = out.routers.get(&name) {

@@ -30,6 +30,17 @@ pub(super) fn resolve(
             out.insert(NOOP.into(), Service { name: NOOP.into(), kind: ServiceKind::Noop });
             return Ok(NOOP.into());
         }
+        // Traefik's other internal services (`api@internal`, `ping@internal`, ...); whether the
+        // feature is on is checked once the snapshot is built (`crate::api::add_internal`).
+        Some(_) if weir_proto::api::InternalService::from_name(&sref.name).is_some() => {
+            if let Some(kind) = weir_proto::api::InternalService::from_name(&sref.name) {
+                out.insert(
+                    sref.name.clone(),
+                    Service { name: sref.name.clone(), kind: ServiceKind::Internal(kind) },
+                );
+            }
+            return Ok(sref.name.clone());
+        }
         // Traefik: `name@kubernetescrd` is this provider's `<ns>-<name>`.
         Some((name, PROVIDER)) => (name, sref.namespace.as_deref().filter(|n| !n.is_empty())),
         Some(_) => return Err(TranslateError::CrossProvider { name: sref.name.clone() }),

@@ -5,8 +5,11 @@
 //! pass-through (`upgrade`).
 
 pub mod body;
+pub mod conn_limit;
 pub mod forwarded;
+pub mod head_check;
 pub mod hop;
+pub mod limits;
 pub mod path;
 pub mod pool;
 pub mod proxy;

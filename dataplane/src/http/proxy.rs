@@ -19,10 +19,38 @@ pub async fn handle(
     worker: Rc<Worker>,
     entrypoint: Rc<str>,
     peer: SocketAddr,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    // Go's server refuses these heads before Traefik sees them (hyper lets them through).
+    if let Err(refusal) = super::head_check::check(req.version(), req.method(), req.headers()) {
+        return Ok(refusal.response());
+    }
     // The table is fixed for the whole request: a new snapshot applies from the next one.
     let generation = worker.current();
+    // Metrics and access logs: one capture here, one hook on the response (nothing when off).
+    let arrival = crate::observe::arrive(&worker, &generation, peer, &req);
+    let mut routed = crate::observe::Routed::default();
+    let resp = route(Rc::clone(&worker), &generation, Rc::clone(&entrypoint), peer, req, &mut routed).await?;
+    let mut resp = match arrival {
+        Some(arrival) => crate::observe::finish(arrival, &worker, &generation, &entrypoint, &routed, resp),
+        None => resp,
+    };
+    // Graceful shutdown: HTTP/1.1 clients are told to go elsewhere after this response.
+    if crate::shutdown::draining() && resp.version() != Version::HTTP_2 {
+        resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(resp)
+}
+
+/// Routes and forwards; `routed` learns the router that matched.
+async fn route<'g>(
+    worker: Rc<Worker>,
+    generation: &'g Rc<crate::worker::Generation>,
+    entrypoint: Rc<str>,
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+    routed: &mut crate::observe::Routed<'g>,
+) -> Result<Response<Body>, Infallible> {
     let Some(ep) = generation.table.entrypoints.get(&*entrypoint) else {
         return Ok(responses::not_found());
     };
@@ -63,6 +91,7 @@ pub async fn handle(
     let Some(router) = ep.route(&info, tls) else {
         return Ok(responses::not_found());
     };
+    routed.router = Some(router);
     // Traefik's SNI check: the handshake's TLS option must be the one the router expects.
     if let Some(conn) = &tls_conn {
         if !generation.table.tls.router_accepts(&entrypoint, &router.name, &conn.option) {
@@ -95,6 +124,8 @@ pub async fn handle(
     let table = &generation.table;
     let chain = if table.chains.is_empty() { None } else { table.chains.get(&router.name) };
     let mut req = req.map(crate::service::UpstreamBody::from);
+    // The `hrw` load-balancing strategy hashes the client's IP.
+    req.extensions_mut().insert(crate::lb::ClientIp(peer.ip()));
     let (clean_path, query, after, append_xff) = match chain {
         None => (clean_path, query, None, true),
         Some(chain) => {
@@ -109,9 +140,10 @@ pub async fn handle(
                 host: raw_host.clone().unwrap_or_default(),
                 peer,
                 tls,
+                client_certs: tls_conn.as_ref().map_or(&[], |c| &c.peer_certs[..]),
                 suppress_xff: false,
             };
-            let cx = middleware::Cx { worker: &worker, generation: &generation };
+            let cx = middleware::Cx { worker: &worker, generation };
             let outcome = middleware::run(chain, &table.middlewares, &cx, &mut ex).await;
             let (path, query, suppress_xff) = (ex.path, ex.query, ex.suppress_xff);
             req = Request::from_parts(parts, body);
@@ -146,10 +178,10 @@ pub async fn handle(
     // The service tree (load balancing, stickiness, health, mirroring, transports, upstream
     // errors) is `service::forward`'s.
     let resp = match (&upgrade, conn_id) {
-        (Some(_), Some(id)) => super::upgrade::forward(Rc::clone(&generation), router.target, req, id).await,
+        (Some(_), Some(id)) => super::upgrade::forward(Rc::clone(generation), router.target, req, id).await,
         _ => {
             // Through the router's Retry, when it has one.
-            let (worker, generation) = (Rc::clone(&worker), Rc::clone(&generation));
+            let (worker, generation) = (Rc::clone(&worker), Rc::clone(generation));
             middleware::call_service(
                 after.as_ref(),
                 &table.middlewares,
@@ -163,7 +195,7 @@ pub async fn handle(
     };
     Ok(match after {
         Some(after) => {
-            let cx = middleware::Cx { worker: &worker, generation: &generation };
+            let cx = middleware::Cx { worker: &worker, generation };
             after.finish(&table.middlewares, &cx, resp).await
         }
         None => resp,

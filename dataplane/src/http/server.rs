@@ -14,6 +14,7 @@ use monoio::io::poll_io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use monoio::io::IntoPollIo;
 use monoio_compat::hyper::{MonoioExecutor, MonoioIo, MonoioTimer};
 
+use super::limits;
 use super::rewind::Rewind;
 use super::upgrade::{self, ConnId};
 use crate::tls::TlsConn;
@@ -21,6 +22,10 @@ use crate::worker::Worker;
 
 /// The HTTP/2 connection preface a prior-knowledge client opens with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// HTTP/2: streams reset by the client before weir accepted them, at most, at any time.
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// HTTP/2: streams weir may reset for the client's protocol errors on one connection.
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// First byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 /// Traefik's `respondingTimeouts.readTimeout` default bounds the wait for the first bytes and
@@ -38,8 +43,11 @@ enum Opening {
 }
 
 /// Reads until the opening is known; returns it with every byte read.
-async fn opening<T: AsyncRead + Unpin>(io: &mut T) -> std::io::Result<(Opening, Vec<u8>)> {
-    let mut seen = Vec::with_capacity(1024);
+async fn opening<T: AsyncRead + Unpin>(io: &mut T, mut seen: Vec<u8>) -> std::io::Result<(Opening, Vec<u8>)> {
+    // Bytes the TCP dispatch already read may decide it.
+    if let Some(kind) = classify(&seen) {
+        return Ok((kind, seen));
+    }
     let mut chunk = [0u8; 1024];
     loop {
         let n = io.read(&mut chunk).await?;
@@ -77,7 +85,20 @@ pub async fn serve(
     stream: monoio::net::TcpStream,
     peer: SocketAddr,
 ) {
+    // The per-worker cap: beyond it the connection is closed before anything is read.
+    let Some(_slot) = super::conn_limit::Slot::take(super::conn_limit::limit()) else {
+        tracing::debug!(%peer, limit = super::conn_limit::limit(), "worker at its connection cap; closed");
+        return;
+    };
+    // `traefik_open_connections` and the graceful-shutdown wait count it until it ends.
+    let _open = crate::observe::OpenConnection::new(&worker, &entrypoint);
     let _ = stream.set_nodelay(true);
+    // TCP routers first (and the PROXY header): what they leave is HTTP, with the bytes they
+    // read and the client address.
+    let (stream, peer, seen) = match crate::tcp::conn::dispatch(&worker, &entrypoint, stream, peer).await {
+        crate::tcp::conn::Next::Http(stream, client, seen) => (stream, client, seen),
+        crate::tcp::conn::Next::Done => return,
+    };
     let mut io = match stream.into_poll_io() {
         Ok(io) => io,
         Err(e) => {
@@ -85,7 +106,7 @@ pub async fn serve(
             return;
         }
     };
-    let (kind, seen) = match monoio::time::timeout(FIRST_BYTES_TIMEOUT, opening(&mut io)).await {
+    let (kind, seen) = match monoio::time::timeout(FIRST_BYTES_TIMEOUT, opening(&mut io, seen)).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
             tracing::debug!(%peer, "connection closed before a request: {e}");
@@ -138,7 +159,11 @@ async fn handshake<T: AsyncRead + AsyncWrite + Unpin>(
         return None;
     };
     match start.into_stream(config).await {
-        Ok(stream) => Some((stream, TlsConn { option: selected.option, server_name })),
+        Ok(stream) => {
+            // Kept for PassTLSClientCert (and whatever else reads the client's identity).
+            let peer_certs = stream.get_ref().1.peer_certificates().map_or_else(|| Arc::from([]), Arc::from);
+            Some((stream, TlsConn { option: selected.option, server_name, peer_certs }))
+        }
         Err(e) => {
             tracing::debug!(entrypoint, ?server_name, "TLS handshake failed: {e}");
             None
@@ -163,9 +188,23 @@ async fn serve_http<T>(
         .entrypoints
         .get(&*entrypoint)
         .map_or(DEFAULT_MAX_CONCURRENT_STREAMS, |e| e.http2_max_concurrent_streams);
+    // The entrypoint's transport options and request limits (see `limits`).
+    let opts = worker
+        .current()
+        .table
+        .entrypoints
+        .get(&*entrypoint)
+        .map(|e| Arc::clone(&e.options))
+        .unwrap_or_default();
+    let activity = limits::Activity::new();
+    let io = limits::Tracked::new(io, Rc::clone(&activity));
+    let (opts_svc, activity_svc) = (Arc::clone(&opts), Rc::clone(&activity));
     // HTTP/1.1 connections may be switched (WebSocket): their requests carry the connection's
     // id, under which the upstream side of a switched request waits.
     let conn_id = (!h2).then(ConnId::next);
+    // Requests in flight, so that a graceful shutdown closes the connection between requests.
+    let busy = crate::shutdown::Busy::default();
+    let busy_svc = busy.clone();
     let svc = service_fn(move |mut req| {
         if let Some(t) = &tls {
             req.extensions_mut().insert(t.clone());
@@ -173,22 +212,75 @@ async fn serve_http<T>(
         if let Some(id) = conn_id {
             req.extensions_mut().insert(id);
         }
-        crate::http::proxy::handle(Rc::clone(&worker), Rc::clone(&entrypoint), peer, req)
+        let guard = busy_svc.enter();
+        let (in_flight, close) = activity_svc.request(&opts_svc);
+        let answer = match limits::check(&opts_svc, &mut req) {
+            Some(refused) => Err(refused),
+            None => Ok(crate::http::proxy::handle(Rc::clone(&worker), Rc::clone(&entrypoint), peer, req)),
+        };
+        let write_timeout = Duration::from_millis(opts_svc.write_timeout_ms);
+        async move {
+            let mut resp = match answer {
+                Err(refused) => refused,
+                Ok(answer) if write_timeout.is_zero() => {
+                    let Ok(resp) = answer.await;
+                    resp
+                }
+                Ok(answer) => match monoio::time::timeout(write_timeout, answer).await {
+                    Ok(Ok(resp)) => resp,
+                    // Go's writeTimeout: the connection is closed without an answer.
+                    Err(_) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "entrypoint writeTimeout",
+                        ))
+                    }
+                },
+            };
+            if close {
+                limits::close_after(&mut resp);
+            }
+            drop((guard, in_flight));
+            Ok::<_, std::io::Error>(resp)
+        }
     });
     let io = MonoioIo::new(io);
     if h2 {
-        let result = http2::Builder::new(MonoioExecutor)
+        let conn = http2::Builder::new(MonoioExecutor)
             .timer(MonoioTimer)
             .max_concurrent_streams(max_streams)
-            .serve_connection(io, svc)
-            .await;
+            .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX))
+            // Rapid reset (CVE-2023-44487) and error-reset floods: a client that keeps
+            // resetting streams, or makes weir reset them, gets GOAWAY.
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+            .serve_connection(io, svc);
+        // Graceful shutdown: GOAWAY, then the streams in flight finish.
+        let conn = crate::shutdown::graceful_at_drain(conn, |c| c.graceful_shutdown());
+        let Some(result) = limits::watch(conn, &activity, &opts, true).await else {
+            return;
+        };
         if let Err(e) = result {
             tracing::debug!(%peer, "connection ended: {e}");
         }
         return;
     }
     // Without shutdown: after a `101` hyper hands the client's IO back instead of closing it.
-    match http1::Builder::new().timer(MonoioTimer).serve_connection(io, svc).without_shutdown().await {
+    // The head timeout is `limits::watch`'s (hyper's would also cut idle keep-alive connections).
+    let conn = http1::Builder::new()
+        .timer(MonoioTimer)
+        .header_read_timeout(None)
+        .max_header_size(limits::head_limit(&opts))
+        .max_buf_size(limits::buffer_limit(&opts))
+        .serve_connection(io, svc)
+        .without_shutdown();
+    // Graceful shutdown: an idle connection is closed; a busy one answers with
+    // `Connection: close` (see `proxy::handle`) and ends after that response.
+    let conn = limits::watch(conn, &activity, &opts, false);
+    let Some(Some(result)) = crate::shutdown::unless_idle_at_drain(conn, &busy).await else {
+        return;
+    };
+    match result {
         Ok(parts) => {
             let mut io = parts.io.inner();
             match conn_id.and_then(upgrade::take) {

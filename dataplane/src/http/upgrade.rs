@@ -100,6 +100,7 @@ pub async fn forward(
         Ok(picked) => picked,
         Err(Stop::Noop) => return responses::teapot(),
         Err(Stop::NoServer) => return responses::no_available_server(),
+        Err(Stop::Internal(kind)) => return crate::admin::serve(kind, &generation, &req),
     };
     let Service::LoadBalancer(lb) = &services[lb_id] else { return responses::bad_gateway() };
     let server = &lb.servers[index];

@@ -12,6 +12,7 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 
 use weir_proto::middleware as cfg;
+use weir_proto::retry_expression::RetryExpr;
 
 use super::{status_text, Exchange};
 use crate::http::Body;
@@ -24,7 +25,13 @@ pub struct Buffering {
     pub max_request: u64,
     /// Response limit (0 = none).
     pub max_response: u64,
+    /// `retryExpression`: when it holds after an attempt, the buffered request is sent again
+    /// (oxy: at most 10 retries).
+    pub retry: Option<RetryExpr>,
 }
+
+/// oxy's `DefaultMaxRetryAttempts`: attempt 11 is answered whatever the expression says.
+pub const MAX_RETRY_ATTEMPTS: u32 = 10;
 
 /// Why a body could not be buffered.
 #[derive(Debug, PartialEq)]
@@ -41,6 +48,10 @@ impl Buffering {
         Buffering {
             max_request: u64::try_from(c.max_request_body_bytes).unwrap_or(0),
             max_response: u64::try_from(c.max_response_body_bytes).unwrap_or(0),
+            // The control plane validated it; an expression that does not parse retries nothing.
+            retry: (!c.retry_expression.is_empty())
+                .then(|| RetryExpr::parse(&c.retry_expression).ok())
+                .flatten(),
         }
     }
 
@@ -130,6 +141,7 @@ mod tests {
             mem_request_body_bytes: 0,
             max_response_body_bytes: 4,
             mem_response_body_bytes: 0,
+            retry_expression: String::new(),
         });
         let big = rt.block_on(b.response(Response::new(Body::full("12345"))));
         assert_eq!(big.status(), 500);

@@ -52,6 +52,10 @@ pub struct ForwardAuth {
     max_body: u64,
     preserve_location: bool,
     preserve_method: bool,
+    /// Largest auth response body (`None`: no limit).
+    max_response: Option<u64>,
+    /// `authSigninURL`: a 401 from the auth server becomes a 302 there.
+    signin: Option<HeaderValue>,
 }
 
 impl std::fmt::Debug for ForwardAuth {
@@ -81,8 +85,14 @@ impl ForwardAuth {
         };
         let transport = Transport::build(&ServersTransport {
             insecure_skip_verify: c.insecure_skip_verify,
+            root_cas: c.root_cas.clone(),
+            certificates: c.certificate.iter().cloned().collect(),
             ..ServersTransport::default()
         })?;
+        let signin = match c.auth_signin_url.as_str() {
+            "" => None,
+            u => Some(HeaderValue::from_str(u).map_err(|e| format!("authSigninURL {u:?}: {e}"))?),
+        };
         let names = |l: &[String]| -> Result<Vec<HeaderName>, String> {
             l.iter().map(|h| HeaderName::from_bytes(h.as_bytes()).map_err(|e| e.to_string())).collect()
         };
@@ -108,6 +118,8 @@ impl ForwardAuth {
             max_body: u64::try_from(c.max_body_size).unwrap_or(0),
             preserve_location: c.preserve_location_header,
             preserve_method: c.preserve_request_method,
+            max_response: u64::try_from(c.max_response_body_size).ok(),
+            signin,
         })
     }
 
@@ -202,7 +214,17 @@ impl ForwardAuth {
             }
         };
         let (mut parts, incoming) = resp.into_parts();
-        let Ok(auth_body) = read_all(incoming, 0).await else { return unreachable() };
+        let auth_body = match read_limited(incoming, self.max_response).await {
+            Ok(b) => b,
+            // Traefik: an auth response over `maxResponseBodySize` is a bare 401.
+            Err(BufferError::TooLarge) => {
+                return Outcome::Respond(body(StatusCode::UNAUTHORIZED, Bytes::new()))
+            }
+            Err(BufferError::Read) => return unreachable(),
+        };
+        if let (Some(url), StatusCode::UNAUTHORIZED) = (&self.signin, parts.status) {
+            return Outcome::Respond(signin_redirect(url, ex.method));
+        }
         if !parts.status.is_success() {
             hop::strip(&mut parts.headers, false);
             if !self.preserve_location {
@@ -272,6 +294,52 @@ impl ForwardAuth {
     }
 }
 
+/// Reads the auth response body; `max` bytes at most (Traefik reads `max + 1` and refuses
+/// when they all came; a zero limit thus refuses any non-empty body).
+async fn read_limited(incoming: hyper::body::Incoming, max: Option<u64>) -> Result<Bytes, BufferError> {
+    match max {
+        None => read_all(incoming, 0).await,
+        Some(0) => match read_all(incoming, 1).await {
+            Ok(b) if b.is_empty() => Ok(b),
+            Ok(_) => Err(BufferError::TooLarge),
+            Err(e) => Err(e),
+        },
+        Some(n) => read_all(incoming, n).await,
+    }
+}
+
+/// Go's `http.Redirect(rw, req, url, 302)`: `Location`, and for GET and HEAD an HTML body
+/// `Content-Type: text/html`, and for GET a body linking to it (`<a href="…">Found</a>.`).
+pub fn signin_redirect(url: &HeaderValue, method: &Method) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::FOUND;
+    resp.headers_mut().insert(header::LOCATION, url.clone());
+    if *method == Method::GET || *method == Method::HEAD {
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    }
+    if *method == Method::GET {
+        let escaped = html_escape(url.to_str().unwrap_or(""));
+        *resp.body_mut() = Body::full(Bytes::from(format!("<a href=\"{escaped}\">Found</a>.\n\n")));
+    }
+    resp
+}
+
+/// Go's `html.EscapeString`.
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&#39;"),
+            '"' => out.push_str("&#34;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Go's `http.CanonicalHeaderKey`.
 fn canonical(name: &str) -> String {
     let mut upper = true;
@@ -301,6 +369,10 @@ mod tests {
             max_body_size: -1,
             preserve_location_header: false,
             preserve_request_method: false,
+            root_cas: vec![],
+            certificate: None,
+            max_response_body_size: -1,
+            auth_signin_url: String::new(),
         })
         .expect("valid")
     }
@@ -349,10 +421,41 @@ mod tests {
                 host: "app.test".into(),
                 peer,
                 tls: false,
+                client_certs: &[],
                 suppress_xff: false,
             };
             let got = m.auth_headers(&ex);
             assert_eq!(got.get(h).map(|v| v.to_str().unwrap_or("")), want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn signin_redirects() {
+        let url = HeaderValue::from_static("https://sso.test/login?next=a&b='c'");
+        let cases = [
+            (
+                Method::GET,
+                Some("text/html; charset=utf-8"),
+                "<a href=\"https://sso.test/login?next=a&amp;b=&#39;c&#39;\">Found</a>.\n\n",
+            ),
+            (Method::HEAD, Some("text/html; charset=utf-8"), ""),
+            (Method::POST, None, ""),
+        ];
+        for (method, ct, want) in cases {
+            let resp = signin_redirect(&url, &method);
+            assert_eq!(resp.status(), 302, "{method}");
+            assert_eq!(resp.headers()[header::LOCATION], url, "{method}");
+            assert_eq!(
+                resp.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("")),
+                ct,
+                "{method}"
+            );
+            let body =
+                futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(resp.into_body()))
+                    .expect("ready")
+                    .expect("body")
+                    .to_bytes();
+            assert_eq!(body, want.as_bytes(), "{method}");
         }
     }
 

@@ -135,6 +135,7 @@ mod tests {
                 host: "h".into(),
                 peer: "127.0.0.1:1".parse().expect("addr"),
                 tls: false,
+                client_certs: &[],
                 suppress_xff: false,
             };
             match m.acquire(&ex, &counts) {

@@ -15,10 +15,12 @@ pub mod digest_auth;
 pub mod encoded_characters;
 pub mod errors;
 pub mod forward_auth;
+pub mod grpc_web;
 pub mod headers;
 pub mod htpasswd;
 pub mod in_flight;
 pub mod ip_allow_list;
+pub mod pass_tls_client_cert;
 pub mod path_rewrite;
 pub mod rate_limit;
 pub mod redirect;
@@ -88,6 +90,10 @@ pub enum Compiled {
     DigestAuth(Box<digest_auth::DigestAuth>),
     /// CircuitBreaker.
     CircuitBreaker(circuit_breaker::CircuitBreaker),
+    /// PassTLSClientCert.
+    PassTlsClientCert(pass_tls_client_cert::PassTlsClientCert),
+    /// GrpcWeb.
+    GrpcWeb(grpc_web::GrpcWeb),
 }
 
 impl Compiled {
@@ -146,6 +152,10 @@ impl Compiled {
             MiddlewareKind::InFlightReq(c) => {
                 Compiled::InFlightReq(in_flight::InFlightReq::new(&def.name, c).map_err(err)?)
             }
+            MiddlewareKind::PassTlsClientCert(c) => {
+                Compiled::PassTlsClientCert(pass_tls_client_cert::PassTlsClientCert::new(c))
+            }
+            MiddlewareKind::GrpcWeb(c) => Compiled::GrpcWeb(grpc_web::GrpcWeb::new(c)),
         })
     }
 
@@ -158,6 +168,8 @@ impl Compiled {
             Compiled::BasicAuth(m) => m.request(ex),
             Compiled::IpAllowList(m) => m.request(ex),
             Compiled::EncodedCharacters(m) => m.request(ex),
+            Compiled::PassTlsClientCert(m) => m.request(ex),
+            Compiled::GrpcWeb(m) => m.request(ex).await,
             Compiled::Compress(m) => m.request(ex),
             // The service call is wrapped by `call_service`.
             Compiled::Retry(_) => Outcome::Next,
@@ -214,6 +226,7 @@ impl Compiled {
             (Compiled::Headers(m), Hook::Headers(state)) => m.response(&state, resp.headers_mut()),
             (Compiled::Buffering(m), Hook::Buffering) => return m.response(resp).await,
             (Compiled::Compress(m), Hook::Compress(encoding)) => return m.response(encoding, resp).await,
+            (Compiled::GrpcWeb(m), Hook::GrpcWeb(state)) => return m.response(state, resp),
             (_, Hook::ContentType { head }) => return content_type::sniff(resp, head).await,
             (_, Hook::InFlight(guard)) => {
                 return resp.map(|inner| Body::local(in_flight::Guarded { inner, guard }));
@@ -256,6 +269,8 @@ pub struct Exchange<'a> {
     pub peer: SocketAddr,
     /// The request arrived over TLS.
     pub tls: bool,
+    /// The client's certificate chain from the TLS handshake (empty without mutual TLS).
+    pub client_certs: &'a [rustls::pki_types::CertificateDer<'static>],
     /// `X-Forwarded-For` set to "" by a Headers middleware: the proxy must not append.
     pub suppress_xff: bool,
 }
@@ -303,6 +318,8 @@ pub enum Hook {
     AuthCookies(Vec<HeaderValue>),
     /// CircuitBreaker: when the request went in.
     Breaker(Instant),
+    /// GrpcWeb: how to turn the gRPC response back into gRPC-Web.
+    GrpcWeb(grpc_web::ResponseState),
 }
 
 /// What middlewares reach beyond the request: the worker (its state, its pool) and the
@@ -320,6 +337,8 @@ pub struct After {
     hooks: Vec<(usize, Hook)>,
     /// The outermost Retry the request went through.
     retry: Option<usize>,
+    /// The innermost Buffering with a `retryExpression` the request went through.
+    buffer_retry: Option<usize>,
 }
 
 impl After {
@@ -350,6 +369,9 @@ pub async fn run(
         if let Compiled::Retry(_) = middlewares[id] {
             after.retry.get_or_insert(id);
         }
+        if let Compiled::Buffering(buffering::Buffering { retry: Some(_), .. }) = middlewares[id] {
+            after.buffer_retry = Some(id);
+        }
         match middlewares[id].request(ex, cx).await {
             Outcome::Next => {}
             Outcome::NextWith(hook) => after.hooks.push((id, hook)),
@@ -361,6 +383,52 @@ pub async fn run(
 
 /// Calls the router's service, through the Retry the request went through, if any.
 pub async fn call_service(
+    after: Option<&After>,
+    middlewares: &[Compiled],
+    worker: std::rc::Rc<crate::worker::Worker>,
+    generation: std::rc::Rc<crate::worker::Generation>,
+    target: crate::table::ServiceId,
+    req: http::Request<UpstreamBody>,
+) -> Response<Body> {
+    let expr = match after.and_then(|a| a.buffer_retry).map(|id| &middlewares[id]) {
+        Some(Compiled::Buffering(buffering::Buffering { retry: Some(expr), .. })) => expr,
+        _ => return call_once(after, middlewares, worker, generation, target, req).await,
+    };
+    // Buffering's retryExpression (oxy): the buffered request is sent again while the
+    // expression holds for the attempt's status.
+    let (parts, body) = req.into_parts();
+    let bytes = match body {
+        UpstreamBody::Full(b) => b.unwrap_or_default(),
+        other => {
+            let req = http::Request::from_parts(parts, other);
+            return call_once(after, middlewares, worker, generation, target, req).await;
+        }
+    };
+    let mut attempt = 1;
+    loop {
+        let mut req = http::Request::new(UpstreamBody::full(bytes.clone()));
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = parts.uri.clone();
+        *req.version_mut() = parts.version;
+        *req.headers_mut() = parts.headers.clone();
+        *req.extensions_mut() = parts.extensions.clone();
+        let (w, g) = (std::rc::Rc::clone(&worker), std::rc::Rc::clone(&generation));
+        let resp = call_once(after, middlewares, w, g, target, req).await;
+        let seen = weir_proto::retry_expression::Attempt {
+            attempt,
+            status: resp.status().as_u16(),
+            method: parts.method.as_str(),
+        };
+        if attempt > buffering::MAX_RETRY_ATTEMPTS || !expr.eval(&seen) {
+            return resp;
+        }
+        tracing::debug!(attempt, status = seen.status, "buffering: retrying the buffered request");
+        attempt += 1;
+    }
+}
+
+/// One call of the service, through the Retry the request went through, if any.
+async fn call_once(
     after: Option<&After>,
     middlewares: &[Compiled],
     worker: std::rc::Rc<crate::worker::Worker>,

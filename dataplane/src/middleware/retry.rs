@@ -112,6 +112,12 @@ impl Retry {
             let req = Request::from_parts(parts.clone(), UpstreamBody::full(body.clone()));
             let resp = crate::service::forward(Rc::clone(&worker), Rc::clone(&generation), target, req).await;
             match self.next(attempt, &parts.method, &resp, start.elapsed()) {
+                Next::Answer if attempt > 1 => {
+                    // For the access log's RetryAttempts and traefik_service_retries_total.
+                    let mut resp = resp;
+                    resp.extensions_mut().insert(crate::observe::Retried(attempt - 1));
+                    return resp;
+                }
                 Next::Answer => return resp,
                 Next::RetryAfter(wait) => {
                     tracing::debug!(attempt = attempt + 1, "retrying request");

@@ -67,6 +67,8 @@ pub struct LoadBalancer {
     pub transport: Arc<Transport>,
     /// Active health check (also tells whether servers' flags can go down).
     pub health_check: Option<s::HealthCheck>,
+    /// How a server is chosen.
+    pub strategy: s::Strategy,
 }
 
 /// A compiled service.
@@ -96,6 +98,8 @@ pub enum Service {
     },
     /// `noop@internal`: 418.
     Noop,
+    /// Traefik's other internal services, answered by `crate::admin`.
+    Internal(weir_proto::api::InternalService),
 }
 
 impl Service {
@@ -105,7 +109,7 @@ impl Service {
             Service::LoadBalancer(lb) => lb.servers.iter().map(|s| s.weight).collect(),
             Service::Weighted { children, .. } => children.iter().map(|c| c.1).collect(),
             Service::Mirroring { mirrors, .. } => mirrors.iter().map(|m| m.1).collect(),
-            Service::Noop => Vec::new(),
+            Service::Noop | Service::Internal(_) => Vec::new(),
         }
     }
 }
@@ -194,6 +198,7 @@ pub fn compile(
                     sticky: lb.sticky.clone().map(|cookie| Sticky { cookie }),
                     transport,
                     health_check: lb.health_check.clone(),
+                    strategy: lb.strategy,
                 })
             }
             ServiceKind::Weighted(children) => Service::Weighted {
@@ -223,6 +228,7 @@ pub fn compile(
                 max_body_size: m.max_body_size,
             },
             ServiceKind::Noop => Service::Noop,
+            ServiceKind::Internal(kind) => Service::Internal(*kind),
         });
     }
     check_acyclic(&services, &snapshot.services)?;
@@ -312,7 +318,7 @@ fn check_acyclic(services: &[Service], defs: &[s::Service]) -> Result<(), TableE
                     visit(*child, services, state)?;
                 }
             }
-            Service::LoadBalancer(_) | Service::Noop => {}
+            Service::LoadBalancer(_) | Service::Noop | Service::Internal(_) => {}
         }
         state[id] = 2;
         Ok(())

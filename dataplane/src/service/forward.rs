@@ -32,10 +32,12 @@ pub async fn forward(
 ) -> Response<Body> {
     let services = &generation.table.services;
     let mut walk = Walk::default();
+    walk.client_ip = req.extensions().get::<crate::lb::ClientIp>().map(|c| c.0);
     let (mut lb_id, mut index) = match generation.balancers.pick(services, id, req.headers(), &mut walk) {
         Ok(picked) => picked,
         Err(Stop::Noop) => return responses::teapot(),
         Err(Stop::NoServer) => return responses::no_available_server(),
+        Err(Stop::Internal(kind)) => return crate::admin::serve(kind, &generation, &req),
     };
     let mirror = if walk.mirrors.is_empty() {
         None
@@ -73,7 +75,12 @@ pub async fn forward(
                     host: &server.host,
                     authority: server.authority.to_str().unwrap_or(""),
                 };
-                worker.pool.send(&target, req).await
+                // p2c and leasttime count requests in flight and time their first bytes.
+                generation.balancers.started(lb_id, index);
+                let start = std::time::Instant::now();
+                let sent = worker.pool.send(&target, req).await;
+                generation.balancers.finished(lb_id, index, sent.is_ok().then(|| start.elapsed()));
+                sent
             }
         };
         match sent {
@@ -105,6 +112,12 @@ pub async fn forward(
             hop::strip(resp.headers_mut(), false);
             for cookie in walk.set_cookies {
                 resp.headers_mut().append(SET_COOKIE, cookie);
+            }
+            // The access log names the server that answered (Traefik's ServiceURL).
+            if generation.table.observability.access_log.is_some() {
+                let at = std::time::Instant::now();
+                let served = crate::observe::ServedBy { service: lb_id, server: index, at };
+                resp.extensions_mut().insert(served);
             }
             resp.map(Body::from)
         }

@@ -11,8 +11,12 @@ use http::{HeaderMap, HeaderValue};
 use super::compiled::Service;
 use super::mirror::MirrorCounter;
 use super::sticky;
+use crate::lb::leasttime::LeastTime;
+use crate::lb::rng::Rng;
 use crate::lb::wrr::Wrr;
+use crate::lb::{hrw, p2c};
 use crate::table::{ServiceId, Table};
+use weir_proto::snapshot::Strategy;
 
 /// Why a walk ended without a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +25,8 @@ pub enum Stop {
     NoServer,
     /// `noop@internal`: 418.
     Noop,
+    /// One of Traefik's other internal services (`api@internal`, ...): `crate::admin` answers.
+    Internal(weir_proto::api::InternalService),
 }
 
 /// What a walk decided besides the server.
@@ -34,16 +40,24 @@ pub struct Walk {
     pub mirror_body: Option<(bool, i64)>,
     /// Index in `set_cookies` of the cookie the final load balancer wrote, if any.
     lb_cookie: Option<usize>,
+    /// The client's IP, the key of the `hrw` strategy.
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 struct Node {
     wrr: Wrr,
     mirror: Option<MirrorCounter>,
+    /// `p2c`: requests in flight per server (until their response head), on this worker.
+    inflight: Vec<u64>,
+    /// `leasttime`: its per-server statistics.
+    least: Option<LeastTime>,
 }
 
 /// One worker's state for one table.
 pub struct Balancers {
     nodes: RefCell<Vec<Node>>,
+    /// Random draws of `p2c`.
+    rng: RefCell<Rng>,
 }
 
 impl Balancers {
@@ -83,10 +97,43 @@ impl Balancers {
                     }
                     _ => None,
                 };
-                Node { wrr, mirror }
+                let least = match svc {
+                    Service::LoadBalancer(lb) if lb.strategy == Strategy::LeastTime => {
+                        Some(match prev.and_then(|n| n.least.as_ref()) {
+                            Some(l) if l.same_weights(weights.iter().copied()) => l.clone(),
+                            _ => LeastTime::new(weights.iter().copied()),
+                        })
+                    }
+                    _ => None,
+                };
+                Node { wrr, mirror, inflight: vec![0; weights.len()], least }
             })
             .collect();
-        Balancers { nodes: RefCell::new(nodes) }
+        Balancers { nodes: RefCell::new(nodes), rng: RefCell::new(Rng::from_entropy()) }
+    }
+
+    /// A request to server `index` of load balancer `lb_id` is being sent (p2c, leasttime).
+    pub fn started(&self, lb_id: ServiceId, index: usize) {
+        let mut nodes = self.nodes.borrow_mut();
+        let Some(node) = nodes.get_mut(lb_id) else { return };
+        if let Some(n) = node.inflight.get_mut(index) {
+            *n += 1;
+        }
+        if let Some(l) = node.least.as_mut() {
+            l.start(index);
+        }
+    }
+
+    /// That request got its response head after `ttfb` (`None`: it failed).
+    pub fn finished(&self, lb_id: ServiceId, index: usize, ttfb: Option<std::time::Duration>) {
+        let mut nodes = self.nodes.borrow_mut();
+        let Some(node) = nodes.get_mut(lb_id) else { return };
+        if let Some(n) = node.inflight.get_mut(index) {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(l) = node.least.as_mut() {
+            l.finish(index, ttfb);
+        }
     }
 
     /// Walks from `id` to a server: `(load balancer id, server index)`.
@@ -102,6 +149,7 @@ impl Balancers {
         loop {
             match &services[id] {
                 Service::Noop => return Err(Stop::Noop),
+                Service::Internal(kind) => return Err(Stop::Internal(*kind)),
                 Service::Mirroring { main, mirrors, mirror_body, max_body_size } => {
                     if let Some(counter) = nodes[id].mirror.as_mut() {
                         counter.next(|i| walk.mirrors.push(mirrors[i].0));
@@ -125,7 +173,8 @@ impl Balancers {
                     id = children[i].0;
                 }
                 Service::LoadBalancer(lb) => {
-                    if let Some(st) = &lb.sticky {
+                    // Traefik's hrw balancer has no sticky sessions.
+                    if let Some(st) = lb.sticky.as_ref().filter(|_| lb.strategy != Strategy::Hrw) {
                         if let Some(v) = sticky::find(headers, &st.cookie.name) {
                             // Traefik also accepts the plain URL (older cookies) and rewrites it.
                             let hit = lb
@@ -179,14 +228,34 @@ impl Balancers {
         walk: &mut Walk,
     ) -> Result<(ServiceId, usize), Stop> {
         let Service::LoadBalancer(lb) = &services[id] else { return Err(Stop::NoServer) };
-        let i = nodes[id]
-            .wrr
-            .pick_where(|i| {
-                let s = &lb.servers[i];
-                s.healthy() && !s.fenced && Some(i) != exclude
-            })
-            .ok_or(Stop::NoServer)?;
-        if let Some(st) = &lb.sticky {
+        let available = |i: usize| {
+            let s = &lb.servers[i];
+            s.healthy() && !s.fenced && Some(i) != exclude
+        };
+        let node = &mut nodes[id];
+        let picked = match lb.strategy {
+            Strategy::Wrr => node.wrr.pick_where(available),
+            Strategy::P2c => {
+                // Traefik leaves servers of weight 0 out of the balancer.
+                let candidates: Vec<usize> =
+                    (0..lb.servers.len()).filter(|&i| lb.servers[i].weight > 0 && available(i)).collect();
+                let inflight = &node.inflight;
+                p2c::pick(&candidates, |i| inflight.get(i).copied().unwrap_or(0), &mut self.rng.borrow_mut())
+            }
+            Strategy::Hrw => {
+                let key = walk.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+                let candidates = (0..lb.servers.len())
+                    .filter(|&i| available(i))
+                    .map(|i| (i, lb.servers[i].url.as_str(), lb.servers[i].weight));
+                hrw::pick(&key, candidates)
+            }
+            Strategy::LeastTime => match node.least.as_mut() {
+                Some(l) => l.pick(available),
+                None => node.wrr.pick_where(available),
+            },
+        };
+        let i = picked.ok_or(Stop::NoServer)?;
+        if let Some(st) = lb.sticky.as_ref().filter(|_| lb.strategy != Strategy::Hrw) {
             walk.lb_cookie = Some(walk.set_cookies.len());
             walk.set_cookies.push(sticky::set_cookie(&st.cookie, &lb.servers[i].sticky_value));
         }
@@ -248,6 +317,7 @@ mod tests {
                 }),
                 servers_transport: None,
                 flush_interval_ms: 100,
+                strategy: Default::default(),
             }),
         }
     }

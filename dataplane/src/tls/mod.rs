@@ -54,6 +54,8 @@ pub struct TlsConn {
     pub option: Arc<str>,
     /// The SNI the client sent, lower-case.
     pub server_name: Option<Arc<str>>,
+    /// The certificate chain the client presented (leaf first; empty when it sent none).
+    pub peer_certs: Arc<[CertificateDer<'static>]>,
 }
 
 /// One TLS option, ready or refused.
@@ -114,6 +116,15 @@ impl TlsTable {
             Some(OptionState::Broken) | None => None,
         };
         Some(Selected { option: Arc::clone(name), config })
+    }
+
+    /// The configuration of TLS option `name` (TCP routers that terminate name theirs);
+    /// `None` when it is unknown or broken.
+    pub fn option_config(&self, name: &str) -> Option<Arc<ServerConfig>> {
+        match self.options.get(name) {
+            Some(OptionState::Ready(c)) => Some(Arc::clone(c)),
+            _ => None,
+        }
     }
 
     /// Whether a request routed to `router` on `entrypoint` may be served on a connection whose

@@ -32,6 +32,7 @@
 mod args;
 mod lexer;
 mod parser;
+mod tcp;
 mod template;
 mod v2;
 mod v3;
@@ -39,6 +40,7 @@ mod v3;
 use serde::{Deserialize, Serialize};
 
 pub use parser::{parse, parse_with, MAX_DEPTH};
+pub use tcp::{default_priority_tcp, parse_tcp, TcpExpr, TcpMatcher};
 
 /// A parsed rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

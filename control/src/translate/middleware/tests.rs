@@ -101,7 +101,7 @@ fn references_resolve_to_flat_names() {
         ),
         ("bad child of chain", vec![r("uses-bad", None)], false, Err("apps/badre")),
         ("plugin", vec![r("plugin", None)], false, Err("plugin middlewares are not supported")),
-        ("not yet", vec![r("later", None)], false, Err("grpcWeb middlewares are not supported yet")),
+        ("grpc web", vec![r("later", None)], false, Ok(vec!["apps-later"])),
     ];
     for (name, refs, cross, want) in cases {
         let mut defs = BTreeMap::new();
@@ -239,7 +239,8 @@ fn validation_errors_name_the_field() {
             "{ipAllowList: {sourceRange: [10.0.0.0/8], ipStrategy: {depth: 1, ipv6Subnet: 129}}}",
             "invalid IPv6 subnet 129",
         ),
-        ("tls cert", "{passTLSClientCert: {pem: true}}", "waits on TLS termination"),
+        ("tls cert of the wrong type", "{passTLSClientCert: {pem: yes-please}}", "invalid passTLSClientCert"),
+        ("grpc web of the wrong type", "{grpcWeb: {allowOrigins: 3}}", "invalid grpcWeb"),
     ];
     for (name, spec, want) in cases {
         let err = kind_of(spec, "").expect_err(name);
@@ -263,6 +264,7 @@ fn traffic_middlewares_translate_with_traefik_defaults() {
             mem_request_body_bytes: 0,
             max_response_body_bytes: max_resp,
             mem_response_body_bytes: 0,
+            retry_expression: String::new(),
         }))
     };
     // (case, spec, Ok(kind) or Err(fragment))
@@ -336,7 +338,18 @@ fn traffic_middlewares_translate_with_traefik_defaults() {
         (
             "buffering retry",
             "{buffering: {retryExpression: 'IsNetworkError() && Attempts() < 2'}}",
-            Err("retryExpression is not supported yet"),
+            Ok(MiddlewareKind::Buffering(mw::Buffering {
+                max_request_body_bytes: 0,
+                mem_request_body_bytes: 0,
+                max_response_body_bytes: 0,
+                mem_response_body_bytes: 0,
+                retry_expression: "IsNetworkError() && Attempts() < 2".into(),
+            })),
+        ),
+        (
+            "buffering bad retry expression",
+            "{buffering: {retryExpression: 'Attempts()'}}",
+            Err("buffering.retryExpression"),
         ),
         (
             "compress defaults",
@@ -414,10 +427,23 @@ fn traffic_middlewares_translate_with_traefik_defaults() {
                 max_body_size: -1,
                 preserve_location_header: false,
                 preserve_request_method: false,
+                root_cas: vec![],
+                certificate: None,
+                max_response_body_size: -1,
+                auth_signin_url: String::new(),
             }))),
         ),
         ("forward auth bad address", "{forwardAuth: {address: 'auth.test'}}", Err("must be an http or https URL")),
-        ("forward auth ca secret", "{forwardAuth: {address: 'https://a', tls: {caSecret: ca}}}", Err("not supported yet")),
+        (
+            "forward auth missing ca secret",
+            "{forwardAuth: {address: 'https://a', tls: {caSecret: ca}}}",
+            Err("failed to load auth ca secret"),
+        ),
+        (
+            "forward auth missing cert secret",
+            "{forwardAuth: {address: 'https://a', tls: {certSecret: c}}}",
+            Err("failed to load auth secret"),
+        ),
         (
             "forward auth bad regex",
             "{forwardAuth: {address: 'http://a', authResponseHeadersRegex: '('}}",
@@ -519,4 +545,70 @@ fn digest_auth_reads_user_realm_hash_lines() {
             (got, want) => panic!("case {name}: got {got:?}, want {want:?}"),
         }
     }
+}
+
+#[test]
+fn tls_client_cert_and_grpc_web_translate() {
+    let all = mw::DistinguishedNameParts {
+        country: true,
+        province: true,
+        locality: true,
+        organization: true,
+        organizational_unit: true,
+        common_name: true,
+        serial_number: true,
+        domain_component: true,
+    };
+    let issuer = mw::DistinguishedNameParts { organizational_unit: false, ..all.clone() };
+    let dn = "{country: true, province: true, locality: true, organization: true, organizationalUnit: true, \
+              commonName: true, serialNumber: true, domainComponent: true}";
+    let cases: Vec<(&str, String, MiddlewareKind)> = vec![
+        (
+            "pem only",
+            "{passTLSClientCert: {pem: true}}".into(),
+            MiddlewareKind::PassTlsClientCert(mw::PassTlsClientCert { pem: true, info: None }),
+        ),
+        (
+            "every info field; the issuer has no OU",
+            format!(
+                "{{passTLSClientCert: {{info: {{notAfter: true, notBefore: true, sans: true, serialNumber: true, \
+                 subject: {dn}, issuer: {dn}}}}}}}"
+            ),
+            MiddlewareKind::PassTlsClientCert(mw::PassTlsClientCert {
+                pem: false,
+                info: Some(mw::ClientCertInfo {
+                    not_after: true,
+                    not_before: true,
+                    sans: true,
+                    serial_number: true,
+                    subject: Some(all.clone()),
+                    issuer: Some(issuer),
+                }),
+            }),
+        ),
+        (
+            "grpc web origins",
+            "{grpcWeb: {allowOrigins: ['https://a.test', '*']}}".into(),
+            MiddlewareKind::GrpcWeb(mw::GrpcWeb { allow_origins: vec!["https://a.test".into(), "*".into()] }),
+        ),
+        ("grpc web defaults", "{grpcWeb: {}}".into(), MiddlewareKind::GrpcWeb(mw::GrpcWeb::default())),
+    ];
+    for (name, spec, want) in cases {
+        assert_eq!(kind_of(&spec, "").expect(name), want, "case {name}");
+    }
+}
+
+#[test]
+fn forward_auth_reads_its_secrets_and_v3_fields() {
+    let secrets = "apiVersion: v1\nkind: Secret\nmetadata: {name: ca, namespace: apps}\n\
+                   stringData: {ca.crt: CA-PEM}\n---\n\
+                   apiVersion: v1\nkind: Secret\nmetadata: {name: client, namespace: apps}\n\
+                   stringData: {tls.crt: CERT-PEM, tls.key: KEY-PEM}\n";
+    let spec = "{forwardAuth: {address: 'https://auth.test', tls: {caSecret: ca, certSecret: client}, \
+                maxResponseBodySize: 1024, authSigninURL: 'https://sso.test/login'}}";
+    let Ok(MiddlewareKind::ForwardAuth(f)) = kind_of(spec, secrets) else { panic!("forward auth") };
+    assert_eq!(f.root_cas, vec!["CA-PEM".to_string()]);
+    assert_eq!(f.certificate, Some(("CERT-PEM".into(), "KEY-PEM".into())));
+    assert_eq!(f.max_response_body_size, 1024);
+    assert_eq!(f.auth_signin_url, "https://sso.test/login");
 }

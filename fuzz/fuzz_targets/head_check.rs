@@ -1,0 +1,38 @@
+//! AFL target for the data plane's request-head check (the file is compiled here as it is in
+//! the data plane, which this crate does not link). Invariants: any bytes get a verdict, never
+//! a panic; a head with a single `chunked` coding and one plain Host line is never refused for
+//! its coding; the verdict does not depend on the HTTP/1.0 Transfer-Encoding.
+
+/// The data plane's response body, reduced to what the check's answers need.
+pub struct Body;
+
+impl Body {
+    pub fn full(_: bytes::Bytes) -> Body {
+        Body
+    }
+}
+
+#[path = "../../dataplane/src/http/head_check.rs"]
+#[allow(dead_code)]
+mod head_check;
+
+use head_check::{check_lines, Refusal};
+use http::Version;
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        let v11 = check_lines(Version::HTTP_11, data);
+        let v10 = check_lines(Version::HTTP_10, data);
+        assert_eq!(v10, Ok(()), "HTTP/1.0 heads are not checked: {v11:?}");
+        if let Err(r) = v11 {
+            let _ = r.response();
+        }
+        let mut with = b"host: a.test\ntransfer-encoding: chunked\n".to_vec();
+        with.extend(data.iter().filter(|&&b| b != b'\n'));
+        assert_ne!(
+            check_lines(Version::HTTP_11, &with),
+            Err(Refusal::UnsupportedTransferEncoding),
+            "one chunked coding refused"
+        );
+    });
+}
