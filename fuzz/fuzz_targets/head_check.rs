@@ -27,8 +27,9 @@ fn main() {
         if let Err(r) = v11 {
             let _ = r.response();
         }
-        let mut with = b"host: a.test\ntransfer-encoding: chunked\n".to_vec();
-        with.extend(data.iter().filter(|&&b| b != b'\n'));
+        // The fuzz bytes as the value of another header: they cannot add a coding line.
+        let mut with = b"host: a.test\ntransfer-encoding: chunked\nx-fuzz: ".to_vec();
+        with.extend(data.iter().filter(|&&b| b != b'\n' && b != b'\r'));
         assert_ne!(
             check_lines(Version::HTTP_11, &with),
             Err(Refusal::UnsupportedTransferEncoding),
