@@ -47,26 +47,27 @@ pub fn main(args: impl Iterator<Item = String>) -> ExitCode {
     };
     let mut flags: Vec<String> = args[1..].to_vec();
     flags.push(format!("--manifests={}", path.display()));
-    let config = match config::parse_with(flags, &Environment::current(), &Sources::current()) {
-        Ok(Command::Run { config, .. }) => *config,
-        Ok(Command::Help(_)) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Version) => {
-            println!("weir {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("weir check: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let (config, static_warnings) =
+        match config::parse_with(flags, &Environment::current(), &Sources::current()) {
+            Ok(Command::Run { config, warnings }) => (*config, warnings),
+            Ok(Command::Help(_)) => {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            Ok(Command::Version) => {
+                println!("weir {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("weir check: {e}");
+                return ExitCode::from(2);
+            }
+        };
     if !path.exists() {
         eprintln!("weir check: {} does not exist", path.display());
         return ExitCode::from(2);
     }
-    let report = run(&path, config);
+    let report = run_with(&path, config, &static_warnings);
     print!("{}", report.text);
     if report.errors > 0 {
         ExitCode::FAILURE
@@ -96,7 +97,13 @@ struct Entry {
 }
 
 /// Builds the report for `path` under `config`.
-pub fn run(path: &Path, mut config: StaticConfig) -> Report {
+pub fn run(path: &Path, config: StaticConfig) -> Report {
+    run_with(path, config, &[])
+}
+
+/// Builds the report, listing first what the static configuration warned about (Traefik
+/// options weir ignores or treats differently).
+pub fn run_with(path: &Path, mut config: StaticConfig, static_warnings: &[String]) -> Report {
     let assumed = assume_helm_entrypoints(&mut config);
     let mut files = Vec::new();
     if path.is_dir() {
@@ -127,7 +134,10 @@ pub fn run(path: &Path, mut config: StaticConfig) -> Report {
             let (namespace, name) = (meta.namespace().to_string(), meta.name.clone());
             let raw = take_raw(&mut raws, &kind, &namespace, &name);
             let ignored = match (raw, typed_value(&object)) {
-                (Some(raw), Some(typed)) => ignored_fields(&raw, &typed),
+                (Some(raw), Some(typed)) => ignored_fields(&raw, &typed)
+                    .into_iter()
+                    .filter(|f| !traefik_ignores_too(&kind, f))
+                    .collect(),
                 _ => Vec::new(),
             };
             entries.push(Entry { kind, namespace, name, file: file.clone(), ignored });
@@ -136,7 +146,61 @@ pub fn run(path: &Path, mut config: StaticConfig) -> Report {
     }
     let compiled = compile::compile(&store, &CompileOptions::from_config(&config));
     problems.extend(compiled.problems);
-    format(&config, assumed, &files, &entries, &compiled.snapshot, &problems)
+    format(&config, assumed, static_warnings, &files, &entries, &compiled.snapshot, &problems)
+}
+
+/// Fields of Kubernetes' own kinds that Traefik's providers do not read either (list indices
+/// written `[]`): a `kubectl get -o yaml` dump is full of them, and weir ignoring them changes
+/// nothing for a migration.
+const TRAEFIK_IGNORES: &[(&str, &str)] = &[
+    ("Service", "spec.selector"),
+    ("Service", "spec.clusterIPs"),
+    ("Service", "spec.sessionAffinity"),
+    ("Service", "spec.sessionAffinityConfig"),
+    ("Service", "spec.internalTrafficPolicy"),
+    ("Service", "spec.externalTrafficPolicy"),
+    ("Service", "spec.ipFamilies"),
+    ("Service", "spec.ipFamilyPolicy"),
+    ("Service", "spec.healthCheckNodePort"),
+    ("Service", "spec.allocateLoadBalancerNodePorts"),
+    ("Service", "spec.loadBalancerClass"),
+    ("Service", "spec.loadBalancerIP"),
+    ("Service", "spec.loadBalancerSourceRanges"),
+    ("Service", "spec.externalIPs"),
+    ("Service", "spec.publishNotReadyAddresses"),
+    ("Service", "spec.trafficDistribution"),
+    ("Service", "spec.ports[].nodePort"),
+    ("Service", "spec.ports[].appProtocol"),
+    ("EndpointSlice", "endpoints[].nodeName"),
+    ("EndpointSlice", "endpoints[].targetRef"),
+    ("EndpointSlice", "endpoints[].zone"),
+    ("EndpointSlice", "endpoints[].hints"),
+    ("EndpointSlice", "endpoints[].hostname"),
+    ("EndpointSlice", "endpoints[].deprecatedTopology"),
+    ("EndpointSlice", "ports[].appProtocol"),
+];
+
+/// Whether `field` of a `kind` object is one Traefik does not read either.
+fn traefik_ignores_too(kind: &str, field: &str) -> bool {
+    let mut generic = String::with_capacity(field.len());
+    let mut in_index = false;
+    for c in field.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                generic.push('[');
+            }
+            ']' => {
+                in_index = false;
+                generic.push(']');
+            }
+            _ if in_index => {}
+            c => generic.push(c),
+        }
+    }
+    TRAEFIK_IGNORES
+        .iter()
+        .any(|(k, f)| *k == kind && (generic == *f || generic.starts_with(&format!("{f}."))))
 }
 
 /// With no entrypoint configured (only Traefik's implicit `http`), assume the Helm chart's.
@@ -238,6 +302,7 @@ fn typed_value(object: &Object) -> Option<Value> {
         Object::IngressClass(o) => serde_yaml_ng::to_value(o),
         Object::IngressRouteTcp(o) => serde_yaml_ng::to_value(o),
         Object::ServersTransportTcp(o) => serde_yaml_ng::to_value(o),
+        Object::Node(o) => serde_yaml_ng::to_value(o),
     };
     v.ok()
 }
@@ -318,6 +383,7 @@ fn problem_line(p: &Problem) -> String {
 fn format(
     config: &StaticConfig,
     assumed: bool,
+    static_warnings: &[String],
     files: &[PathBuf],
     entries: &[Entry],
     snapshot: &weir_proto::Snapshot,
@@ -334,6 +400,14 @@ fn format(
         if assumed { " (assumed: none configured)" } else { "" }
     );
     let (mut errors, mut warnings) = (0, 0);
+    // The Traefik options weir ignores or treats differently come before the objects they shape.
+    if !static_warnings.is_empty() {
+        let _ = writeln!(out, "\nstatic configuration");
+        for w in static_warnings {
+            warnings += 1;
+            let _ = writeln!(out, "  warning: {w}");
+        }
+    }
     let count = |p: &Problem, e: &mut usize, w: &mut usize| match p.severity {
         Severity::Error => *e += 1,
         Severity::Warning => *w += 1,
@@ -475,6 +549,21 @@ mod tests {
         ];
         for (name, raw, typed, want) in cases {
             assert_eq!(ignored_fields(&yaml(raw), &yaml(typed)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn fields_traefik_ignores_too() {
+        let cases = [
+            ("Service", "spec.selector", true),
+            ("Service", "spec.ports[0].nodePort", true),
+            ("Service", "spec.ports[0].frobnicate", false),
+            ("EndpointSlice", "endpoints[3].targetRef", true),
+            ("EndpointSlice", "endpoints[3].targetRef.uid", true),
+            ("IngressRoute", "spec.selector", false),
+        ];
+        for (kind, field, want) in cases {
+            assert_eq!(traefik_ignores_too(kind, field), want, "{kind} {field}");
         }
     }
 

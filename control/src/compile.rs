@@ -2,12 +2,15 @@
 //! publisher numbers it), in a deterministic order so that identical configuration compares
 //! equal and is not published again (Traefik: "skipping same configuration").
 
+use std::sync::Arc;
+
 use weir_proto::snapshot::EntryPoint;
 use weir_proto::Snapshot;
 
 use crate::config::StaticConfig;
 use crate::status::{Problem, ProblemLog};
 use crate::store::ObjectStore;
+use crate::translate::cache::TranslationCache;
 use crate::translate::entrypoints::EntryPointInfo;
 use crate::translate::{self, ServiceOptions, TranslateOptions};
 
@@ -59,6 +62,7 @@ impl CompileOptions {
                     allow_empty_services: config.crd.allow_empty_services,
                     allow_external_name_services: config.crd.allow_external_name_services,
                     native_lb_by_default: config.crd.native_lb_by_default,
+                    nodes_lookup_disabled: config.kube.crd_disable_cluster_scope_resources,
                 },
                 default_rule_syntax: config.default_rule_syntax,
                 ingress_enabled: translate::ingress::enabled(&config.ingress, config.crd.enabled),
@@ -146,9 +150,28 @@ pub struct Compiled {
     pub problems: Vec<Problem>,
 }
 
-/// Compiles everything in `store`.
+/// Compiles everything in `store`, translating every object.
 pub fn compile(store: &ObjectStore, options: &CompileOptions) -> Compiled {
-    let mut translation = translate::translate(store, &options.translate);
+    assemble(translate::translate(store, &options.translate), store, options)
+}
+
+/// Compiles everything in `store`, re-translating only the objects that changed since `cache`
+/// last saw the store; the same result as [`compile`].
+pub fn compile_cached(
+    cache: &mut TranslationCache,
+    store: &ObjectStore,
+    options: &CompileOptions,
+) -> Compiled {
+    assemble(cache.translate(store, &options.translate), store, options)
+}
+
+/// The passes after translation: entrypoint middlewares, the snapshot, the internal provider
+/// and the API model.
+fn assemble(
+    mut translation: translate::Translation,
+    store: &ObjectStore,
+    options: &CompileOptions,
+) -> Compiled {
     entrypoint_middlewares(store, options, &mut translation);
     let mut snapshot = Snapshot {
         generation: 0,
@@ -175,32 +198,51 @@ pub fn compile(store: &ObjectStore, options: &CompileOptions) -> Compiled {
 #[derive(Debug)]
 pub struct Compiler {
     options: CompileOptions,
-    last: Option<Snapshot>,
+    /// The last snapshot returned, shared with whoever publishes it (never copied).
+    last: Option<Arc<Snapshot>>,
     problems: ProblemLog,
+    cache: TranslationCache,
 }
 
 impl Compiler {
     /// A compiler that has published nothing yet.
     pub fn new(options: CompileOptions) -> Compiler {
-        Compiler { options, last: None, problems: ProblemLog::default() }
+        Compiler { options, last: None, problems: ProblemLog::default(), cache: TranslationCache::new() }
     }
 
     /// Compiles `store`; returns the snapshot when it differs from the previous one.
-    pub fn update(&mut self, store: &ObjectStore) -> Option<Snapshot> {
-        let compiled = compile(store, &self.options);
+    pub fn update(&mut self, store: &ObjectStore) -> Option<Arc<Snapshot>> {
+        let started = std::time::Instant::now();
+        let compiled = compile_cached(&mut self.cache, store, &self.options);
+        let compiled_at = started.elapsed();
         self.problems.report(compiled.problems);
-        if self.last.as_ref() == Some(&compiled.snapshot) {
-            tracing::info!("skipping same configuration");
+        let same = self.last.as_deref() == Some(&compiled.snapshot);
+        let stats = self.cache.stats();
+        // The per-change cost, by phase (bench/RESULTS.md reads these).
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        if same {
+            tracing::info!(
+                reused = stats.reused,
+                translated = stats.translated,
+                compile_ms = ms(compiled_at),
+                total_ms = ms(started.elapsed()),
+                "skipping same configuration"
+            );
             return None;
         }
         tracing::info!(
             entrypoints = compiled.snapshot.entrypoints.len(),
             routers = compiled.snapshot.routers.len(),
             services = compiled.snapshot.services.len(),
+            reused = stats.reused,
+            translated = stats.translated,
+            compile_ms = ms(compiled_at),
+            total_ms = ms(started.elapsed()),
             "configuration compiled"
         );
-        self.last = Some(compiled.snapshot.clone());
-        Some(compiled.snapshot)
+        let snapshot = Arc::new(compiled.snapshot);
+        self.last = Some(Arc::clone(&snapshot));
+        Some(snapshot)
     }
 
     /// Problems of the latest compile (for a future API).
@@ -295,5 +337,101 @@ endpoints: [{addresses: [10.0.0.2]}, {addresses: [10.0.0.1]}]
         assert!(compiler.update(&store(&reordered)).is_none());
         let changed = yaml.replace("10.0.0.2", "10.0.0.3");
         assert!(compiler.update(&store(&changed)).is_some());
+    }
+
+    /// One IngressRoute with its own Service and EndpointSlice, as the scale benches write them.
+    fn scale_manifest(i: usize, host_prefix: &str) -> String {
+        format!(
+            "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {{name: route-{i}, namespace: apps}}\n\
+             spec:\n  entryPoints: [web]\n  routes:\n  - match: Host(`{host_prefix}{i}.scale.test`)\n    kind: Rule\n\
+             \x20   services: [{{name: svc-{i}, port: 80}}]\n---\napiVersion: v1\nkind: Service\n\
+             metadata: {{name: svc-{i}, namespace: apps}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: svc-{i}-0, namespace: apps, \
+             labels: {{kubernetes.io/service-name: svc-{i}}}}}\naddressType: IPv4\n\
+             ports: [{{name: http, port: 8080, protocol: TCP}}]\nendpoints: [{{addresses: [10.0.{}.{}]}}]\n",
+            (i / 250) % 250,
+            i % 250 + 1
+        )
+    }
+
+    /// Phase timings of one compile at scale (`cargo test --release -p weir-control --lib
+    /// profile_compile -- --ignored --nocapture`; `WEIR_PROFILE_ROUTES`, default 10,000).
+    #[test]
+    #[ignore]
+    fn profile_compile() {
+        use std::time::Instant;
+        let routes: usize =
+            std::env::var("WEIR_PROFILE_ROUTES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+        let mut store = ObjectStore::new();
+        let mut problems = Vec::new();
+        for i in 0..routes {
+            let yaml = scale_manifest(i, "r");
+            for o in parse_file(std::path::Path::new("t.yaml"), &yaml, &mut problems) {
+                store.insert(o);
+            }
+        }
+        let options = options(&["--entryPoints.web.address=:80"]);
+        let t = Instant::now();
+        let mut translation = translate::translate(&store, &options.translate);
+        let t_translate = t.elapsed();
+        let t = Instant::now();
+        entrypoint_middlewares(&store, &options, &mut translation);
+        let t_epmw = t.elapsed();
+        let t = Instant::now();
+        let compiled = compile(&store, &options);
+        let t_compile = t.elapsed();
+        let t = Instant::now();
+        let copy = compiled.snapshot.clone();
+        let t_clone = t.elapsed();
+        let t = Instant::now();
+        assert!(copy == compiled.snapshot);
+        let t_eq = t.elapsed();
+        let t = Instant::now();
+        let bytes = copy.encode().expect("encode");
+        let t_encode = t.elapsed();
+        let t = Instant::now();
+        let decoded = weir_proto::Snapshot::decode(&bytes).expect("decode");
+        let t_decode = t.elapsed();
+        let t = Instant::now();
+        let delta = weir_proto::EndpointsDelta::between(&copy, &decoded);
+        let t_delta = t.elapsed();
+        assert!(delta.is_some());
+        // Incremental: a warm cache, then one IngressRoute's host changed.
+        let mut cache = TranslationCache::new();
+        let t = Instant::now();
+        let cold = compile_cached(&mut cache, &store, &options);
+        let t_cold = t.elapsed();
+        assert!(cold.snapshot == compiled.snapshot);
+        for o in
+            parse_file(std::path::Path::new("t.yaml"), &scale_manifest(routes / 2, "changed"), &mut problems)
+        {
+            store.insert(o);
+        }
+        let t = Instant::now();
+        let warm = compile_cached(&mut cache, &store, &options);
+        let t_warm = t.elapsed();
+        // The fastest of a few runs: the machine is shared.
+        let mut t_cached_translate = std::time::Duration::MAX;
+        let runs: usize = std::env::var("WEIR_PROFILE_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+        for _ in 0..runs {
+            let t = Instant::now();
+            let translation = cache.translate(&store, &options.translate);
+            t_cached_translate = t_cached_translate.min(t.elapsed());
+            drop(translation);
+        }
+        let mut translation = cache.translate(&store, &options.translate);
+        entrypoint_middlewares(&store, &options, &mut translation);
+        assert_eq!(cache.stats().translated, 0);
+        assert!(warm.snapshot != compiled.snapshot);
+        eprintln!(
+            "incremental at {routes} routes: first compile {t_cold:?}, one route changed {t_warm:?}, \
+             nothing changed (translate only) {t_cached_translate:?}"
+        );
+        eprintln!(
+            "profile at {routes} routes: translate {t_translate:?}, entrypoint middlewares {t_epmw:?}, \
+             whole compile {t_compile:?}, snapshot clone {t_clone:?}, snapshot eq {t_eq:?}, encode \
+             {t_encode:?} ({} bytes), decode {t_decode:?}, delta between {t_delta:?}",
+            bytes.len()
+        );
     }
 }

@@ -76,6 +76,8 @@ struct Pipeline {
     /// What the directory held at the last read.
     manifests: ObjectStore,
     manifest_problems: Vec<Problem>,
+    /// Both sources together, when both run (kept so that revisions persist).
+    merged: ObjectStore,
     /// What the Kubernetes watchers delivered, when they run.
     kube: Option<KubeStore>,
 }
@@ -86,13 +88,15 @@ impl Pipeline {
         if let Some(dir) = &self.dir {
             let loaded = manifests::load_cached(dir, &mut self.parsed);
             tracing::info!(files = loaded.files, objects = loaded.store.len(), "read manifests");
-            self.manifests = loaded.store;
+            // Synced rather than replaced: unchanged objects keep their revisions, so only
+            // what changed is translated again (`weir_control::translate::cache`).
+            self.manifests.sync_from(loaded.store);
             self.manifest_problems = loaded.problems;
         }
     }
 
     /// Compiles every source; the snapshot when it changed.
-    fn compile(&mut self) -> Option<Snapshot> {
+    fn compile(&mut self) -> Option<std::sync::Arc<Snapshot>> {
         let kube_problems = self.kube.iter().flat_map(|k| k.problems().cloned());
         self.source_problems.report(self.manifest_problems.iter().cloned().chain(kube_problems));
         match (&self.dir, &self.kube) {
@@ -100,7 +104,8 @@ impl Pipeline {
             (Some(_), Some(kube)) => {
                 let mut merged = self.manifests.clone();
                 kube.merge_into(&mut merged);
-                self.compiler.update(&merged)
+                self.merged.sync_from(merged);
+                self.compiler.update(&self.merged)
             }
             (_, None) => self.compiler.update(&self.manifests),
         }
@@ -177,6 +182,7 @@ async fn serve(config: StaticConfig) -> anyhow::Result<()> {
         dir: dir.clone(),
         manifests: ObjectStore::new(),
         manifest_problems: Vec::new(),
+        merged: ObjectStore::new(),
         kube: None,
     };
     let kube = kube::KubeSource::start(&config).await?;
@@ -208,6 +214,7 @@ async fn serve(config: StaticConfig) -> anyhow::Result<()> {
         workers: config.workers,
         cpus: config.cpus.clone(),
         max_connections_per_worker: config.max_connections_per_worker,
+        experimental_sockmap: config.experimental_sockmap,
         log_level: config.log_level,
         log: config.observability.log.clone(),
     };

@@ -11,6 +11,7 @@
 //! accept queues, and hands them to the next data plane before its first snapshot.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -67,8 +68,9 @@ enum SessionEnd {
 pub struct Publisher {
     /// Last generation sent (0 = none yet).
     generation: u64,
-    /// The last snapshot sent in this session (numbered): the base of the next delta.
-    last: Option<Snapshot>,
+    /// The last snapshot sent in this session and the generation it went out as: the base of
+    /// the next delta.
+    last: Option<(u64, Arc<Snapshot>)>,
     /// Generation of the last full snapshot sent: every later generation was a delta.
     last_full: u64,
     /// Send deltas at all (`WEIR_ENDPOINT_DELTAS=0` turns them off, for measurements).
@@ -95,7 +97,7 @@ impl Publisher {
     pub async fn run<L: Launcher>(
         &mut self,
         supervisor: &mut Supervisor<L>,
-        mut snapshots: watch::Receiver<Snapshot>,
+        mut snapshots: watch::Receiver<Arc<Snapshot>>,
     ) -> Result<(), PublishError> {
         let mut conn = Some(supervisor.connect().await?);
         let mut backoff = FIRST_BACKOFF;
@@ -132,7 +134,7 @@ impl Publisher {
     async fn session(
         &mut self,
         conn: Conn,
-        snapshots: &mut watch::Receiver<Snapshot>,
+        snapshots: &mut watch::Receiver<Arc<Snapshot>>,
     ) -> Result<SessionEnd, PublishError> {
         conn.set_nonblocking()?;
         let fd = register(conn)?;
@@ -183,7 +185,7 @@ impl Publisher {
                         // A delta the data plane could not apply (it serves another base):
                         // the full snapshot repairs it.
                         tracing::warn!("dataplane rejected endpoints delta {generation} ({reason}); sending the full snapshot");
-                        if let Some(full) = self.last.take() {
+                        if let Some((_, full)) = self.last.take() {
                             self.send(&fd, full).await?;
                         }
                     }
@@ -230,12 +232,17 @@ impl Publisher {
     }
 
     /// Numbers `snapshot` with the next generation and sends it: as an endpoints delta on top
-    /// of the last snapshot sent when only servers changed, else whole.
-    async fn send(&mut self, fd: &AsyncFd<Conn>, mut snapshot: Snapshot) -> Result<(), PublishError> {
+    /// of the last snapshot sent when only servers changed, else whole. The snapshot itself is
+    /// shared with the compiler and never copied: the generation is written into the encoding.
+    async fn send(&mut self, fd: &AsyncFd<Conn>, snapshot: Arc<Snapshot>) -> Result<(), PublishError> {
+        let started = Instant::now();
         let generation = self.generation + 1;
-        snapshot.generation = generation;
         let delta = match &self.last {
-            Some(last) if self.deltas => EndpointsDelta::between(last, &snapshot),
+            Some((base, last)) if self.deltas => EndpointsDelta::between(last, &snapshot).map(|mut d| {
+                d.base_generation = *base;
+                d.generation = generation;
+                d
+            }),
             _ => None,
         };
         if let Some(delta) = delta {
@@ -247,15 +254,16 @@ impl Publisher {
             };
             send_frame(fd, &Frame::Endpoints { generation, body }, memfd.as_ref()).await?;
             self.generation = generation;
-            self.last = Some(snapshot);
+            self.last = Some((generation, snapshot));
             tracing::info!(
                 base = delta.base_generation,
                 services = delta.services.len(),
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
                 "sent generation {generation} to dataplane (endpoints delta)"
             );
             return Ok(());
         }
-        let bytes = snapshot.encode()?;
+        let bytes = encode_numbered(&snapshot, generation)?;
         let memfd = channel::sealed_memfd(&bytes)?;
         let frame = Frame::Snapshot { generation, size: bytes.len() as u64 };
         send_frame(fd, &frame, Some(&memfd)).await?;
@@ -265,10 +273,39 @@ impl Publisher {
             routers = snapshot.routers.len(),
             services = snapshot.services.len(),
             bytes = bytes.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "sent generation {generation} to dataplane"
         );
-        self.last = Some(snapshot);
+        self.last = Some((generation, snapshot));
         Ok(())
+    }
+}
+
+/// `snapshot` encoded as if its `generation` were `generation`, without copying it. postcard
+/// (whose wire format is stable since 1.0) writes a struct as its fields in order, and a `u64`
+/// as a LEB128 varint; `generation` is the snapshot's first field, so only that prefix differs.
+/// A test checks this against encoding a numbered copy.
+fn encode_numbered(snapshot: &Snapshot, generation: u64) -> Result<Vec<u8>, PublishError> {
+    let mut bytes = snapshot.encode()?;
+    if snapshot.generation != generation {
+        let old = varint(snapshot.generation);
+        debug_assert!(bytes.starts_with(&old), "postcard writes the generation first");
+        bytes.splice(0..old.len(), varint(generation));
+    }
+    Ok(bytes)
+}
+
+/// LEB128, as postcard writes unsigned integers.
+fn varint(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10);
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
     }
 }
 
@@ -412,7 +449,7 @@ mod tests {
                 other => Frame::Applied { generation: other.generation() },
             })
         });
-        let (tx, rx) = watch::channel(snapshot(1));
+        let (tx, rx) = watch::channel(Arc::new(snapshot(1)));
         let publisher = tokio::spawn(async move {
             let mut supervisor = Supervisor::new(path, NoLauncher);
             let mut publisher = Publisher { deltas: true, ..Publisher::default() };
@@ -423,7 +460,7 @@ mod tests {
             .await
             .expect("join")
             .expect("the first snapshot arrives");
-        tx.send(snapshot(2)).expect("publisher listens");
+        tx.send(Arc::new(snapshot(2))).expect("publisher listens");
         let got = tokio::task::spawn_blocking(move || dataplane.join().expect("fake dataplane"))
             .await
             .expect("join");
@@ -450,5 +487,18 @@ mod tests {
         let mut want = snapshot(2);
         want.generation = 3;
         assert_eq!(got[2].1.as_ref(), Some(&want), "the repair is the full current snapshot");
+    }
+
+    #[test]
+    fn numbered_encoding_equals_encoding_a_numbered_copy() {
+        for (from, to) in [(0u64, 1u64), (0, 127), (0, 128), (5, 300), (300, 2), (0, u64::MAX), (9, 9)] {
+            let mut original = snapshot(1);
+            original.generation = from;
+            let mut copy = original.clone();
+            copy.generation = to;
+            let bytes = encode_numbered(&original, to).expect("encodes");
+            assert_eq!(bytes, copy.encode().expect("encodes"), "{from} -> {to}");
+            assert_eq!(Snapshot::decode(&bytes).expect("decodes"), copy);
+        }
     }
 }

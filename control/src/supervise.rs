@@ -82,6 +82,8 @@ pub struct DataplaneCommand {
     pub cpus: Option<String>,
     /// `--max-connections-per-worker`.
     pub max_connections_per_worker: Option<usize>,
+    /// `--experimental.sockmap`.
+    pub experimental_sockmap: bool,
     /// `--log.level`, passed on when weir's own was given.
     pub log_level: Option<LogLevel>,
     /// `--log.format`, `--log.filePath`, `--log.noColor`, passed on.
@@ -100,6 +102,9 @@ impl DataplaneCommand {
         }
         if let Some(n) = self.max_connections_per_worker {
             args.extend(["--max-connections-per-worker".to_string(), n.to_string()]);
+        }
+        if self.experimental_sockmap {
+            args.push("--experimental.sockmap".to_string());
         }
         if let Some(level) = self.log_level {
             args.extend(["--log.level".to_string(), level.directive().to_string()]);
@@ -308,6 +313,7 @@ mod tests {
             workers: None,
             cpus: None,
             max_connections_per_worker: None,
+            experimental_sockmap: false,
             log_level: None,
             log: Default::default(),
         };
@@ -325,6 +331,9 @@ mod tests {
             "{:?}",
             cmd.args()
         );
+        assert!(!cmd.args().contains(&"--experimental.sockmap".to_string()));
+        cmd.experimental_sockmap = true;
+        assert!(cmd.args().contains(&"--experimental.sockmap".to_string()), "{:?}", cmd.args());
     }
 
     #[test]
@@ -368,6 +377,7 @@ mod tests {
             workers: None,
             cpus: None,
             max_connections_per_worker: None,
+            experimental_sockmap: false,
             log_level: None,
             log: Default::default(),
         };

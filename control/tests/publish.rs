@@ -80,7 +80,7 @@ async fn snapshots_follow_the_hello_generation_and_survive_reconnects() {
         next.recv().ok();
     });
 
-    let (snapshots, receiver) = watch::channel(snapshot(8000));
+    let (snapshots, receiver) = watch::channel(std::sync::Arc::new(snapshot(8000)));
     let publisher = tokio::spawn(async move {
         let mut supervisor = Supervisor::new(socket, NoLaunch);
         Publisher::new().run(&mut supervisor, receiver).await
@@ -92,7 +92,7 @@ async fn snapshots_follow_the_hello_generation_and_survive_reconnects() {
     assert_eq!(first.generation, 6, "numbered past the data plane's Hello");
     assert_eq!(first, Snapshot { generation: 6, ..snapshot(8000) });
 
-    snapshots.send(snapshot(8001)).expect("publisher alive");
+    snapshots.send(std::sync::Arc::new(snapshot(8001))).expect("publisher alive");
     let (second, got) = recv(got).await;
     assert_eq!(second.expect("second snapshot"), Snapshot { generation: 7, ..snapshot(8001) });
 
@@ -147,7 +147,7 @@ async fn a_data_plane_that_dies_is_restarted_and_resent_the_snapshot() {
     let socket = dir.path().join("dp.sock");
     let (report, reports) = mpsc::channel();
     let launcher = ThreadLauncher { socket: socket.clone(), launches: 0, report };
-    let (snapshots, receiver) = watch::channel(snapshot(9000));
+    let (snapshots, receiver) = watch::channel(std::sync::Arc::new(snapshot(9000)));
     let publisher = tokio::spawn(async move {
         let mut supervisor = Supervisor::new(socket, launcher);
         Publisher::new().run(&mut supervisor, receiver).await

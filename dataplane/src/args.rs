@@ -20,6 +20,9 @@ Options:
                      connections are closed at once (default 65536)
   --ebpf on|off      eBPF per-core steering of listeners (default: on when the build has the
                      BPF programs and the process may load them; otherwise logged once, off)
+  --experimental.sockmap
+                     TCP passthrough moved in the kernel by the sockmap splice (default off;
+                     falls back to splice(2) when the program cannot be loaded)
 ";
 
 /// Parsed options.
@@ -45,6 +48,8 @@ pub struct Args {
     pub ebpf: bool,
     /// Open client connections per worker (beyond: closed at accept).
     pub max_connections_per_worker: usize,
+    /// `--experimental.sockmap`: plain TCP passthrough spliced in the kernel.
+    pub sockmap: bool,
 }
 
 /// Bad command line.
@@ -84,6 +89,7 @@ impl Args {
         let mut log_file = None;
         let mut log_no_color = false;
         let mut ebpf = true;
+        let mut sockmap = false;
         let mut max_connections_per_worker = crate::http::conn_limit::DEFAULT;
         while let Some(arg) = it.next() {
             let (key, inline) = match arg.split_once('=') {
@@ -131,6 +137,10 @@ impl Args {
                         _ => return Err(bad(&v)),
                     };
                 }
+                "--experimental.sockmap" => {
+                    // A bare flag means true; `--experimental.sockmap=false` turns it off.
+                    sockmap = inline.as_deref().is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+                }
                 "--max-connections-per-worker" => {
                     let v = value()?;
                     max_connections_per_worker = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad(&v))?;
@@ -149,6 +159,7 @@ impl Args {
             log_no_color,
             ebpf,
             max_connections_per_worker,
+            sockmap,
         })
     }
 }
@@ -189,6 +200,9 @@ mod tests {
         assert_eq!(a.max_connections_per_worker, crate::http::conn_limit::DEFAULT);
         let a = parse("--socket /s --max-connections-per-worker=10").expect("valid");
         assert_eq!(a.max_connections_per_worker, 10);
+        assert!(!a.sockmap, "the sockmap splice is off by default");
+        assert!(parse("--socket /s --experimental.sockmap").expect("valid").sockmap);
+        assert!(!parse("--socket /s --experimental.sockmap=false").expect("valid").sockmap);
         let cases = [
             ("no socket", "--workers 1", ArgsError::NoSocket),
             (

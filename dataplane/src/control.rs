@@ -87,6 +87,16 @@ impl Control {
         }
     }
 
+    /// Persists the snapshot served (after an endpoints delta, which only the data plane has
+    /// whole).
+    fn persist_served(&self) {
+        match self.current.as_ref().map(|(s, _)| s.encode()) {
+            Some(Ok(bytes)) => self.persist(&bytes),
+            Some(Err(e)) => tracing::warn!("cannot persist the snapshot: {e}"),
+            None => {}
+        }
+    }
+
     /// Writes the snapshot next to its final name, then renames it into place.
     fn persist(&self, bytes: &[u8]) {
         let Some(path) = &self.state else { return };
@@ -149,11 +159,15 @@ impl Control {
                 Ok((frame, fds)) => Ok((frame, fds.into_iter().next())),
                 Err(e) => Err(e),
             };
+            // Persisting (encode, write, fsync) waits until the ack is out: "applied" means every
+            // worker serves the generation, and the file only matters to a restarted data plane.
+            let mut persist: Option<Persist> = None;
             let reply = match received {
                 Ok((Frame::Snapshot { generation, size }, Some(fd))) => {
                     match self.apply(generation, size, fd) {
-                        Ok(()) => {
+                        Ok(bytes) => {
                             tracing::info!(generation, "applied generation {generation}");
+                            persist = Some(Persist::Bytes(bytes));
                             Frame::Applied { generation }
                         }
                         Err(reason) => {
@@ -173,6 +187,7 @@ impl Control {
                                 services,
                                 "applied generation {generation} (endpoints delta)"
                             );
+                            persist = Some(Persist::Served);
                             Frame::Applied { generation }
                         }
                         Err(reason) => {
@@ -193,6 +208,11 @@ impl Control {
                 Err(e) => return Err(e),
             };
             conn.send(&reply, None)?;
+            match persist {
+                Some(Persist::Bytes(bytes)) => self.persist(&bytes),
+                Some(Persist::Served) => self.persist_served(),
+                None => {}
+            }
             self.report_listeners(conn, false)?;
         }
     }
@@ -205,15 +225,16 @@ impl Control {
         Ok(())
     }
 
-    fn apply(&mut self, generation: u64, size: u64, fd: OwnedFd) -> Result<(), String> {
+    /// Applies a full snapshot; returns its bytes, to persist once the ack is sent.
+    fn apply(&mut self, generation: u64, size: u64, fd: OwnedFd) -> Result<Vec<u8>, String> {
         let bytes = read_sealed(&fd, size).map_err(|e| e.to_string())?;
         self.apply_bytes(generation, &bytes)?;
-        self.persist(&bytes);
-        Ok(())
+        Ok(bytes)
     }
 
     /// Applies an endpoints delta on top of the served snapshot; returns how many services
-    /// it changed. Nothing changes unless it applies whole.
+    /// it changed. Nothing changes unless it applies whole. The new snapshot is persisted by
+    /// the caller, after the ack.
     fn apply_endpoints(
         &mut self,
         generation: u64,
@@ -242,10 +263,6 @@ impl Control {
         self.hand_to_workers(generation, &table, Vec::new(), Vec::new(), None);
         self.generation = generation;
         crate::health::publish(&table.health_targets);
-        match next.encode() {
-            Ok(bytes) => self.persist(&bytes),
-            Err(e) => tracing::warn!(generation, "cannot persist the snapshot: {e}"),
-        }
         self.current = Some((next, table));
         Ok(delta.services.len())
     }
@@ -293,6 +310,24 @@ impl Control {
         }
     }
 
+    /// UDP socket groups are steered per core like TCP listener groups (see `steering`).
+    fn steer_udp(&mut self, udp: &weir_proto::udp::Udp, change: &crate::udp::sockets::UdpChange) {
+        for name in &change.close {
+            if !udp.entrypoints.iter().any(|e| &e.name == name) {
+                self.steering.detach(name);
+            }
+        }
+        for (name, _) in change.open.first().into_iter().flatten() {
+            let group: Vec<_> = change
+                .open
+                .iter()
+                .filter_map(|slot| slot.iter().find(|(n, _)| n == name))
+                .map(|(_, sock)| std::os::fd::AsFd::as_fd(sock))
+                .collect();
+            self.steering.attach(name, &group);
+        }
+    }
+
     fn apply_bytes(&mut self, generation: u64, bytes: &[u8]) -> Result<(), String> {
         let started = std::time::Instant::now();
         let snapshot = Snapshot::decode(bytes).map_err(|e| e.to_string())?;
@@ -303,6 +338,7 @@ impl Control {
         let udp_table = Arc::new(crate::udp::UdpTable::build(&snapshot.udp).map_err(|e| e.to_string())?);
         // UDP sockets are bound before anything changes too.
         let udp_change = self.udp.prepare(&snapshot.udp, self.workers.len())?;
+        self.steer_udp(&snapshot.udp, &udp_change);
 
         // Bind every new listener before touching anything, so a bind failure rejects cleanly.
         // One SO_REUSEPORT socket per worker and new entrypoint.
@@ -367,6 +403,14 @@ impl Control {
         self.current = Some((snapshot, table));
         Ok(())
     }
+}
+
+/// What to persist after an ack.
+enum Persist {
+    /// The bytes of the full snapshot just applied.
+    Bytes(Vec<u8>),
+    /// The served snapshot (after a delta), encoded.
+    Served,
 }
 
 /// How long a data plane that serves nothing waits for a control plane before it serves the
@@ -455,6 +499,7 @@ mod tests {
             services: vec![("b".into(), vec![server(3), server(4)])],
         };
         assert_eq!(control.apply_endpoints(2, inline(&delta), None), Ok(1));
+        control.persist_served();
         assert_eq!(control.generation, 2);
         assert_eq!((ports(&control, 0), ports(&control, 1)), (vec![1], vec![3, 4]));
         let after = &control.current.as_ref().expect("served").1;

@@ -30,15 +30,20 @@ fn main() -> anyhow::Result<()> {
         ::http::HeaderValue::from_str(&hostname).unwrap_or(::http::HeaderValue::from_static("weir"));
     let cpus = args.cpus.clone().unwrap_or_else(|| (0..args.workers).collect());
     let mut workers = Vec::with_capacity(args.workers);
+    // One RateLimit/InFlightReq/CircuitBreaker state for the instance, shared by the workers.
+    let limits = std::sync::Arc::new(weir_dataplane::middleware::shared::SharedLimits::default());
     for i in 0..args.workers {
         let cpu = cpus.get(i % cpus.len().max(1)).copied();
-        workers.push(worker::spawn(i, cpu, hostname.clone()).context("starting worker")?);
+        workers.push(worker::spawn(i, cpu, hostname.clone(), limits.clone()).context("starting worker")?);
     }
     tracing::info!(workers = args.workers, ?cpus, "weir-dataplane started");
     let state = args.state.clone().unwrap_or_else(|| args.socket.with_extension("state"));
     let mut control = control::Control::new(workers, Some(state));
     let worker_cpus = (0..args.workers).map(|i| cpus.get(i % cpus.len().max(1)).copied()).collect();
     control.set_steering(weir_dataplane::steering::Steering::new(args.ebpf, worker_cpus));
+    if args.sockmap {
+        weir_dataplane::tcp::sockmap::enable();
+    }
     // SIGTERM/SIGINT drain and exit 0; SIGUSR1 reopens access logs.
     let socket = args.socket.clone();
     weir_dataplane::shutdown::install(move || {

@@ -54,6 +54,15 @@ pub struct Routed<'g> {
     pub router: Option<&'g IndexedRouter<ServiceId>>,
 }
 
+/// The response headers as the server sent them, before middlewares rewrote them (set by the
+/// service only when the access log keeps some header: Traefik's `origin_<Header>` fields).
+#[derive(Debug, Clone)]
+pub struct OriginHeaders(pub HeaderMap);
+
+/// The user BasicAuth or DigestAuth accepted (Traefik's ClientUsername).
+#[derive(Debug, Clone)]
+pub struct ClientUsername(pub String);
+
 /// Retries the Retry middleware made before this response (absent when none).
 #[derive(Debug, Clone, Copy)]
 pub struct Retried(pub u32);
@@ -65,8 +74,12 @@ pub struct ServedBy {
     pub service: ServiceId,
     /// The server's position in it.
     pub server: usize,
-    /// When its response headers arrived.
+    /// When forwarding to it began (Traefik's OriginDuration runs from there to the end of
+    /// the body).
     pub at: Instant,
+    /// The status the proxy got or made (Traefik's OriginStatus; middlewares such as Errors
+    /// may send the client another).
+    pub status: u16,
 }
 
 /// Access-log facts of a request, captured when it arrives.
@@ -78,6 +91,7 @@ struct LogArrival {
     host: Option<String>,
     forwarded_for: Option<String>,
     tls: bool,
+    tls_client_subject: Option<String>,
     headers: HeaderMap,
     count: u64,
 }
@@ -89,6 +103,7 @@ pub struct Arrival {
     protocol: Protocol,
     request_bytes: u64,
     header_values: Vec<String>,
+    tls: Option<crate::metrics::tls::TlsLabels>,
     log: Option<Box<LogArrival>>,
 }
 
@@ -114,6 +129,7 @@ pub fn arrive<B>(
             .collect(),
         _ => Vec::new(),
     };
+    let tls_conn = req.extensions().get::<crate::tls::TlsConn>();
     let log = obs.access_log.as_ref().map(|config| {
         let uri = req.uri();
         let path = match (config.fields.keep_query, uri.query()) {
@@ -137,7 +153,10 @@ pub fn arrive<B>(
             version: req.version(),
             host,
             forwarded_for,
-            tls: req.extensions().get::<crate::tls::TlsConn>().is_some(),
+            tls: tls_conn.is_some(),
+            tls_client_subject: tls_conn
+                .and_then(|c| c.peer_certs.first())
+                .and_then(|leaf| crate::access_log::subject::subject(leaf.as_ref())),
             headers: kept,
             count: worker.access_log.next_count(),
         })
@@ -148,6 +167,7 @@ pub fn arrive<B>(
         protocol: Protocol::of(headers),
         request_bytes,
         header_values,
+        tls: tls_conn.map(|c| (c.version, c.cipher)),
         log,
     })
 }
@@ -182,6 +202,8 @@ pub fn finish(
     };
     let served_by = resp.extensions_mut().remove::<ServedBy>();
     let retries = resp.extensions_mut().remove::<Retried>().map_or(0, |r| r.0);
+    let username = resp.extensions_mut().remove::<ClientUsername>().map(|u| u.0);
+    let origin_headers = resp.extensions_mut().remove::<OriginHeaders>().map(|h| h.0).unwrap_or_default();
     let pending = Pending {
         worker: Rc::clone(worker),
         generation: Rc::clone(generation),
@@ -192,8 +214,10 @@ pub fn finish(
         status,
         grpc_status,
         response_headers,
+        origin_headers,
         served_by,
         retries,
+        username,
         sent: 0,
     };
     resp.map(|inner| Body::local(Observed { inner, pending: Some(pending) }))
@@ -210,8 +234,10 @@ struct Pending {
     status: u16,
     grpc_status: Option<u16>,
     response_headers: HeaderMap,
+    origin_headers: HeaderMap,
     served_by: Option<ServedBy>,
     retries: u32,
+    username: Option<String>,
     sent: u64,
 }
 
@@ -240,6 +266,7 @@ impl Pending {
                 request_bytes: self.arrival.request_bytes,
                 response_bytes: self.sent,
                 retries: self.retries,
+                tls: self.arrival.tls,
             };
             self.worker.metrics.record(config, &ex);
         }
@@ -261,10 +288,7 @@ impl Pending {
             let entry = crate::access_log::Entry {
                 start: log.start,
                 duration,
-                origin_duration: self
-                    .served_by
-                    .as_ref()
-                    .map(|s| s.at.saturating_duration_since(self.arrival.at)),
+                origin_duration: self.served_by.as_ref().map(|s| s.at.elapsed()),
                 client_addr: log.peer,
                 forwarded_for: log.forwarded_for.as_deref(),
                 host: log.host.as_deref(),
@@ -273,7 +297,7 @@ impl Pending {
                 protocol,
                 scheme: if log.tls { "https" } else { "http" },
                 status: self.status,
-                origin_status: self.served_by.as_ref().map(|_| self.status),
+                origin_status: self.served_by.as_ref().map(|s| s.status),
                 size: self.sent,
                 request_size: self.arrival.request_bytes,
                 count: log.count,
@@ -285,6 +309,10 @@ impl Pending {
                 retry_attempts: self.retries,
                 request_headers: &log.headers,
                 response_headers: &self.response_headers,
+                origin_headers: &self.origin_headers,
+                tls: self.arrival.tls,
+                tls_client_subject: log.tls_client_subject.as_deref(),
+                client_username: self.username.as_deref(),
             };
             self.worker.access_log.log(config, &entry);
         }

@@ -1,21 +1,89 @@
-//! Per-core steering of each entrypoint's SO_REUSEPORT listener group with the `sk_reuseport`
-//! BPF program (weir-ebpf): a connection is accepted by the worker pinned to the CPU that
-//! received it. Optional: without the BPF objects or the capability the kernel's own hash
-//! spreads connections, and the reason is logged once.
+//! Per-core steering of each entrypoint's SO_REUSEPORT socket group (TCP listeners and UDP
+//! sockets alike) with the `sk_reuseport` BPF program (weir-ebpf): a connection or datagram is
+//! taken by the worker pinned to the CPU that received it. Optional: without the BPF objects or
+//! the capability the kernel's own hash spreads them, and the reason is logged once. The
+//! attached programs live in a keeper thread, so a `/metrics` scrape on any worker can read
+//! their counters without a lock.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::os::fd::BorrowedFd;
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use weir_ebpf::{ReuseportCounters, ReuseportSteering};
 
-/// The steering programs of the listener groups the data plane serves.
+/// How long a scrape waits for the programs' counters.
+const COUNTERS_TIMEOUT: Duration = Duration::from_secs(1);
+
+type CountersReply = futures_channel::oneshot::Sender<Vec<(String, ReuseportCounters)>>;
+
+/// What the keeper thread is asked.
+enum Keep {
+    /// Keep this group's program (replacing the one it had).
+    Attach(String, ReuseportSteering),
+    /// Drop this group's program.
+    Detach(String),
+    /// Read every program's counters.
+    Counters(CountersReply),
+}
+
+/// The keeper: one thread that owns every attached program (by entrypoint; TCP and UDP
+/// entrypoints share Traefik's one namespace of names), so the control thread that attaches
+/// them and the workers that scrape `/metrics` share no lock. Started with the first program.
+static KEEPER: OnceLock<Option<mpsc::Sender<Keep>>> = OnceLock::new();
+
+fn keeper() -> Option<&'static mpsc::Sender<Keep>> {
+    KEEPER
+        .get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<Keep>();
+            let spawned = std::thread::Builder::new().name("weir-ebpf-keeper".into()).spawn(move || {
+                let mut groups: BTreeMap<String, ReuseportSteering> = BTreeMap::new();
+                for ask in rx {
+                    match ask {
+                        Keep::Attach(name, program) => {
+                            groups.insert(name, program);
+                        }
+                        Keep::Detach(name) => {
+                            groups.remove(&name);
+                        }
+                        Keep::Counters(reply) => {
+                            let _ =
+                                reply.send(groups.iter().map(|(n, p)| (n.clone(), p.counters())).collect());
+                        }
+                    }
+                }
+            });
+            match spawned {
+                Ok(_) => Some(tx),
+                Err(e) => {
+                    tracing::warn!("eBPF steering: cannot start its keeper thread, steering stays off: {e}");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Counters of every attached program, by entrypoint (for a `/metrics` scrape).
+pub async fn counters() -> Vec<(String, ReuseportCounters)> {
+    let Some(keeper) = KEEPER.get().and_then(Option::as_ref) else { return Vec::new() };
+    let (tx, rx) = futures_channel::oneshot::channel();
+    if keeper.send(Keep::Counters(tx)).is_err() {
+        return Vec::new();
+    }
+    match monoio::time::timeout(COUNTERS_TIMEOUT, rx).await {
+        Ok(Ok(counters)) => counters,
+        _ => Vec::new(),
+    }
+}
+
+/// The steering programs of the socket groups the data plane serves.
 pub struct Steering {
     /// `--ebpf` was not turned off.
     enabled: bool,
     /// CPU of each worker, by worker index.
     cpus: Vec<Option<usize>>,
-    /// Attached programs by listener group (entrypoint name).
-    groups: HashMap<String, ReuseportSteering>,
     /// The reason steering is off was logged.
     warned: bool,
 }
@@ -27,20 +95,21 @@ impl Steering {
         if !enabled {
             tracing::info!("eBPF steering is off (--ebpf=off): the kernel's hash spreads connections");
         }
-        Steering { enabled, cpus, groups: HashMap::new(), warned: false }
+        Steering { enabled, cpus, warned: false }
     }
 
-    /// Steers the new listener group of `entrypoint` (`sockets[i]` is worker i's listener),
-    /// replacing the program of the group it had before.
+    /// Steers the new socket group of `entrypoint` (`sockets[i]` is worker i's listener or UDP
+    /// socket), replacing the program of the group it had before.
     pub fn attach(&mut self, entrypoint: &str, sockets: &[BorrowedFd<'_>]) {
-        self.groups.remove(entrypoint);
         if !self.enabled || sockets.len() < 2 {
+            self.detach(entrypoint);
             return;
         }
+        let Some(keeper) = keeper() else { return };
         match ReuseportSteering::attach(sockets, &self.cpus) {
             Ok(program) => {
                 tracing::info!(entrypoint, workers = sockets.len(), "eBPF per-core steering attached");
-                self.groups.insert(entrypoint.to_string(), program);
+                let _ = keeper.send(Keep::Attach(entrypoint.to_string(), program));
             }
             Err(e) if !self.warned => {
                 self.warned = true;
@@ -54,18 +123,13 @@ impl Steering {
 
     /// No steering, and nothing logged about it (before the options are known).
     pub fn disabled() -> Steering {
-        Steering { enabled: false, cpus: Vec::new(), groups: HashMap::new(), warned: true }
+        Steering { enabled: false, cpus: Vec::new(), warned: true }
     }
 
-    /// Forgets the program of a closed listener group.
+    /// Forgets the program of a closed socket group.
     pub fn detach(&mut self, entrypoint: &str) {
-        self.groups.remove(entrypoint);
-    }
-
-    /// Counters of every attached program, by entrypoint.
-    pub fn counters(&self) -> Vec<(String, ReuseportCounters)> {
-        let mut out: Vec<_> = self.groups.iter().map(|(name, p)| (name.clone(), p.counters())).collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        if let Some(keeper) = KEEPER.get().and_then(Option::as_ref) {
+            let _ = keeper.send(Keep::Detach(entrypoint.to_string()));
+        }
     }
 }

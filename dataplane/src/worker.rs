@@ -60,7 +60,7 @@ pub struct Worker {
     pub pool: Rc<Pool>,
     /// Value of `X-Forwarded-Server`.
     pub hostname: HeaderValue,
-    /// Rate-limit buckets and in-flight counts of this worker's middlewares.
+    /// Middleware state: the instance's shared limits and this worker's own.
     pub middleware_state: crate::middleware::WorkerState,
     /// This worker's metrics counters (summed over workers at scrape time).
     pub metrics: crate::metrics::WorkerMetrics,
@@ -75,8 +75,14 @@ impl Worker {
     }
 }
 
-/// Starts a worker thread, pinned to `cpu` when given.
-pub fn spawn(index: usize, cpu: Option<usize>, hostname: HeaderValue) -> std::io::Result<WorkerHandle> {
+/// Starts a worker thread, pinned to `cpu` when given. `limits` is the instance's one copy of the
+/// RateLimit/InFlightReq/CircuitBreaker state, the same for every worker.
+pub fn spawn(
+    index: usize,
+    cpu: Option<usize>,
+    hostname: HeaderValue,
+    limits: Arc<crate::middleware::shared::SharedLimits>,
+) -> std::io::Result<WorkerHandle> {
     let (tx, rx) = mpsc::unbounded();
     std::thread::Builder::new().name(format!("weir-worker-{index}")).spawn(move || {
         if let Some(cpu) = cpu {
@@ -86,14 +92,19 @@ pub fn spawn(index: usize, cpu: Option<usize>, hostname: HeaderValue) -> std::io
         }
         let rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new().enable_timer().build();
         match rt {
-            Ok(mut rt) => rt.block_on(run(index, rx, hostname)),
+            Ok(mut rt) => rt.block_on(run(index, rx, hostname, limits)),
             Err(e) => tracing::error!(worker = index, "cannot start runtime: {e}"),
         }
     })?;
     Ok(WorkerHandle { tx })
 }
 
-async fn run(index: usize, mut rx: mpsc::UnboundedReceiver<Apply>, hostname: HeaderValue) {
+async fn run(
+    index: usize,
+    mut rx: mpsc::UnboundedReceiver<Apply>,
+    hostname: HeaderValue,
+    limits: Arc<crate::middleware::shared::SharedLimits>,
+) {
     let empty = Arc::new(Table {
         entrypoints: Arc::default(),
         services: Vec::new(),
@@ -110,7 +121,7 @@ async fn run(index: usize, mut rx: mpsc::UnboundedReceiver<Apply>, hostname: Hea
         current: RefCell::new(Rc::new(Generation::new(empty, None))),
         pool: Rc::new(Pool::default()),
         hostname,
-        middleware_state: Default::default(),
+        middleware_state: crate::middleware::WorkerState { limits, ..Default::default() },
         metrics: Default::default(),
         access_log: Default::default(),
     });

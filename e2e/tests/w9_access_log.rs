@@ -155,3 +155,163 @@ fn log_flags_reach_both_processes() {
     assert!(entries.iter().all(|e| e["level"].is_string() && e["fields"].is_object()), "{text}");
     assert!(!text.contains('\u{1b}'), "no colours");
 }
+
+/// A self-signed certificate: (cert PEM, key PEM).
+fn certificate(cn: &str, names: &[&str], org: Option<&str>) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .expect("params");
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    if let Some(o) = org {
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, o);
+    }
+    let cert = params.self_signed(&key).expect("self-signed");
+    (cert.pem(), key.serialize_pem())
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// `curl` with extra options: the status.
+fn curl_with(url: &str, opts: &[&str]) -> u16 {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"])
+        .args(opts)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+/// The JSON line whose RequestPath is `path`.
+fn entry_for(lines: &[String], path: &str) -> serde_json::Value {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["RequestPath"] == path)
+        .unwrap_or_else(|| panic!("no line for {path}: {lines:?}"))
+}
+
+#[test]
+fn json_tls_client_username_and_origin_fields() {
+    let be = Whoami::start("app");
+    let dir = weir_e2e::TempDir::new();
+    let path = dir.join("access.log");
+    let (cert, key) = certificate("secure.test", &["secure.test"], None);
+    let (client_cert, client_key) = certificate("client.test", &[], Some("E2E Org"));
+    let (client_pem, client_key_pem) = (dir.join("client.pem"), dir.join("client.key"));
+    std::fs::write(&client_pem, &client_cert).expect("write");
+    std::fs::write(&client_key_pem, &client_key).expect("write");
+    let tls = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: secure-cert, namespace: default}}\ntype: kubernetes.io/tls\n\
+         stringData:\n  tls.crt: |\n{}  tls.key: |\n{}---\n\
+         apiVersion: traefik.io/v1alpha1\nkind: TLSOption\nmetadata: {{name: mtls, namespace: default}}\n\
+         spec: {{clientAuth: {{clientAuthType: RequireAnyClientCert}}}}\n---\n\
+         apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {{name: secure, namespace: default}}\n\
+         spec:\n  entryPoints: [web]\n  tls: {{secretName: secure-cert, options: {{name: mtls}}}}\n  routes:\n  \
+         - match: Host(`secure.test`)\n    kind: Rule\n    services: [{{name: app, port: 80}}]\n",
+        indent(&cert),
+        indent(&key)
+    );
+    let auth = "apiVersion: v1\nkind: Secret\nmetadata: {name: one, namespace: default}\ntype: kubernetes.io/basic-auth\n\
+                stringData: {username: admin, password: s3cret}\n---\n\
+                apiVersion: traefik.io/v1alpha1\nkind: Middleware\nmetadata: {name: auth, namespace: default}\n\
+                spec: {basicAuth: {secret: one}}\n---\n"
+        .to_string()
+        + &ingressroute_yaml("default", "authed", &[("Host(`auth.test`)", None, &[("app", 80, 1)])])
+            .replace("      services:", "      middlewares: [{name: auth}]\n      services:");
+    let svc = service_yaml("default", "app", 80, "http", &[be.addr]);
+    let base = ingressroute_yaml("default", "base", &[("Host(`base.test`)", None, &[("app", 80, 1)])]);
+    let file_flag = format!("--accessLog.filePath={}", path.display());
+    let weir = Weir::start(
+        &[("svc.yaml", &svc), ("base.yaml", &base), ("tls.yaml", &tls), ("auth.yaml", &auth)],
+        &[
+            "--accessLog",
+            "--accessLog.format=json",
+            file_flag.as_str(),
+            "--accessLog.fields.headers.names.Content-Type=keep",
+        ],
+    );
+    weir.wait_for("auth.test", "/", READY, |r| r.status == 401);
+    let port = weir.port;
+    let resolve = format!("secure.test:{port}:127.0.0.1");
+    let cert_args = [
+        "-k",
+        "--resolve",
+        resolve.as_str(),
+        "--cert",
+        client_pem.to_str().expect("utf-8"),
+        "--key",
+        client_key_pem.to_str().expect("utf-8"),
+        "--tlsv1.2",
+        "--tls-max",
+        "1.2",
+        "--ciphers",
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+    ];
+    let started = Instant::now();
+    while curl_with(&format!("https://secure.test:{port}/tls-ready"), &cert_args) != 200 {
+        assert!(started.elapsed() < READY, "the mTLS route never served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(curl_with(&format!("https://secure.test:{port}/over-tls"), &cert_args), 200);
+    let plain = |path: &str, opts: &[&str]| {
+        let mut all = vec!["-H", "Host: auth.test"];
+        all.extend_from_slice(opts);
+        curl_with(&format!("http://127.0.0.1:{port}{path}"), &all)
+    };
+    assert_eq!(plain("/authed", &["-u", "admin:s3cret"]), 200);
+    assert_eq!(plain("/denied", &["-u", "admin:wrong"]), 401);
+    assert_eq!(curl(port, "nowhere.test", "/unrouted"), 404);
+    let lines = lines_with(&path, "/unrouted");
+
+    // Over TLS: version, cipher and client subject as Traefik (Go) names them.
+    let v = entry_for(&lines, "/over-tls");
+    assert_eq!(v["RequestScheme"], "https");
+    assert_eq!(v["TLSVersion"], "1.2", "{v}");
+    assert_eq!(v["TLSCipher"], "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "{v}");
+    assert_eq!(v["TLSClientSubject"], "CN=client.test,O=E2E Org", "{v}");
+    assert_eq!(v["ClientUsername"], "-");
+    // A backend answered: origin fields, and the durations add up (all in nanoseconds).
+    assert_eq!(v["OriginStatus"], 200, "{v}");
+    assert_eq!(v["OriginContentSize"], v["DownstreamContentSize"], "{v}");
+    let (total, origin, overhead) =
+        (v["Duration"].as_u64(), v["OriginDuration"].as_u64(), v["Overhead"].as_u64());
+    let (total, origin, overhead) =
+        (total.expect("Duration"), origin.expect("Origin"), overhead.expect("Overhead"));
+    assert!(origin > 0 && origin <= total && overhead + origin == total, "{v}");
+    // A kept header appears as the server sent it and as the client got it.
+    assert!(v["origin_Content-Type"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
+    assert_eq!(v["origin_Content-Type"], v["downstream_Content-Type"], "{v}");
+    assert!(v.get("request_Content-Type").is_none(), "a GET has none: {v}");
+    // StartUTC in UTC, StartLocal in the local zone (RFC 3339 with nanoseconds), `time` to the second.
+    let utc = v["StartUTC"].as_str().expect("StartUTC");
+    let local = v["StartLocal"].as_str().expect("StartLocal");
+    assert!(utc.ends_with('Z') && utc.len() > "2006-01-02T15:04:05Z".len(), "{utc}");
+    if local.ends_with('Z') {
+        assert_eq!(local, utc, "a UTC machine writes the same instant");
+    } else {
+        assert!(local.len() == utc.len() + 5, "an offset like +01:00: {local}");
+    }
+    let time = v["time"].as_str().expect("time");
+    assert!(!time.contains('.') && time.len() >= "2006-01-02T15:04:05Z".len(), "{time}");
+
+    // The user BasicAuth accepted; none for a refused one, which never reached a backend.
+    let authed = entry_for(&lines, "/authed");
+    assert_eq!(authed["ClientUsername"], "admin", "{authed}");
+    assert_eq!(authed["RequestScheme"], "http");
+    assert!(authed.get("TLSVersion").is_none(), "{authed}");
+    let denied = entry_for(&lines, "/denied");
+    assert_eq!(denied["ClientUsername"], "-", "{denied}");
+    assert_eq!(denied["DownstreamStatus"], 401);
+    assert!(denied.get("OriginStatus").is_none(), "a middleware answered: {denied}");
+    // Unrouted: no router, no origin, the whole duration is overhead.
+    let miss = entry_for(&lines, "/unrouted");
+    assert!(miss.get("OriginStatus").is_none() && miss.get("RouterName").is_none(), "{miss}");
+    assert!(
+        miss.get("origin_Content-Type").is_none() && miss.get("downstream_Content-Type").is_some(),
+        "{miss}"
+    );
+    assert_eq!(miss["Overhead"], miss["Duration"], "{miss}");
+}

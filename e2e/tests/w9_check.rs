@@ -93,3 +93,118 @@ fn kubectl_list_dump_and_usage_errors() {
     let out = check(&["/nonexistent/manifests"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+/// What `kubectl get svc,endpointslices,ingressroutes,middlewares -A -o yaml` prints: a `List`
+/// whose items carry the server's bookkeeping (managedFields, uid, resourceVersion, status)
+/// and the Service fields Traefik does not read either.
+const KUBECTL_DUMP: &str = r#"apiVersion: v1
+items:
+- apiVersion: v1
+  kind: Service
+  metadata:
+    annotations:
+      kubectl.kubernetes.io/last-applied-configuration: |
+        {"apiVersion":"v1","kind":"Service"}
+    creationTimestamp: "2026-01-01T00:00:00Z"
+    managedFields:
+    - apiVersion: v1
+      fieldsType: FieldsV1
+      manager: kubectl-client-side-apply
+      operation: Update
+    name: whoami
+    namespace: default
+    resourceVersion: "1234"
+    uid: 0f0e0d0c-0000-0000-0000-000000000001
+  spec:
+    clusterIP: 10.43.0.10
+    clusterIPs: [10.43.0.10]
+    internalTrafficPolicy: Cluster
+    ipFamilies: [IPv4]
+    ipFamilyPolicy: SingleStack
+    ports:
+    - name: http
+      port: 80
+      protocol: TCP
+      targetPort: 8080
+    selector:
+      app: whoami
+    sessionAffinity: None
+    type: ClusterIP
+  status:
+    loadBalancer: {}
+- addressType: IPv4
+  apiVersion: discovery.k8s.io/v1
+  endpoints:
+  - addresses: [10.42.0.7]
+    conditions: {ready: true, serving: true, terminating: false}
+    nodeName: node-1
+    targetRef: {kind: Pod, name: whoami-abc, namespace: default, uid: 0f0e0d0c-0000-0000-0000-000000000002}
+  kind: EndpointSlice
+  metadata:
+    generateName: whoami-
+    labels:
+      endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io
+      kubernetes.io/service-name: whoami
+    name: whoami-x7k2p
+    namespace: default
+    resourceVersion: "1240"
+  ports:
+  - name: http
+    port: 8080
+    protocol: TCP
+- apiVersion: traefik.io/v1alpha1
+  kind: IngressRoute
+  metadata:
+    generation: 3
+    name: dumped
+    namespace: default
+    resourceVersion: "1300"
+  spec:
+    entryPoints: [web]
+    routes:
+    - kind: Rule
+      match: Host(`dumped.test`)
+      middlewares: [{name: strip}]
+      services: [{name: whoami, port: 80}]
+- apiVersion: traefik.io/v1alpha1
+  kind: Middleware
+  metadata:
+    name: strip
+    namespace: default
+  spec:
+    stripPrefix:
+      prefixes: [/api]
+kind: List
+metadata:
+  resourceVersion: ""
+"#;
+
+#[test]
+fn real_kubectl_dump_and_static_option_warnings() {
+    let dir = TempDir::new();
+    let file = dir.join("cluster.yaml");
+    std::fs::write(&file, KUBECTL_DUMP).expect("write");
+    let out = check(&[
+        file.to_str().expect("utf-8"),
+        "--entryPoints.web.address=:8000",
+        "--serversTransport.insecureSkipVerify=true",
+        "--entryPoints.web.http.sanitizePath=false",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "a clean cluster dump has no error: {t}");
+    for kind in
+        ["Service default/whoami", "EndpointSlice default/whoami-x7k2p", "IngressRoute default/dumped"]
+    {
+        assert!(t.contains(kind), "{kind} in {t}");
+    }
+    assert!(t.contains("Host(`dumped.test`) [entrypoints web] middlewares [default-strip]"), "{t}");
+    assert!(t.contains("middleware default-strip (used by a router)"), "{t}");
+    // Server bookkeeping and Service fields Traefik does not read either are not "ignored".
+    assert!(!t.contains("ignored field"), "{t}");
+    // The static options weir ignores or treats differently are named, before the objects.
+    let section = t.split("\nstatic configuration\n").nth(1).expect("a static configuration section");
+    let section = section.split("\n\n").next().unwrap_or("");
+    assert!(section.contains("serversTransport.insecureSkipVerify"), "{section}");
+    assert!(section.contains("sanitizePath"), "{section}");
+    assert!(t.contains("0 error(s), 2 warning(s)"), "{t}");
+}

@@ -178,3 +178,133 @@ fn custom_buckets() {
             .collect();
     assert_eq!(buckets, ["0.5", "2", "+Inf"], "{body}");
 }
+
+/// A self-signed certificate for `host` with a known serial and expiry: (cert PEM, key PEM).
+fn certificate(host: &str, serial: u64, not_after: (i32, u8, u8)) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(vec![host.to_string()]).expect("params");
+    params.distinguished_name.push(rcgen::DnType::CommonName, host);
+    // Minimal big-endian bytes (DER integers have no leading zero bytes; 4242 has no top bit).
+    let bytes: Vec<u8> = serial.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+    params.serial_number = Some(rcgen::SerialNumber::from(bytes));
+    params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+    let cert = params.self_signed(&key).expect("self-signed");
+    (cert.pem(), key.serialize_pem())
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// `curl -k` over TLS with the given version/cipher options: the status.
+fn curl_tls(port: u16, host: &str, opts: &[&str]) -> u16 {
+    let out = Command::new("curl")
+        .args(["-sSk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--resolve"])
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        .args(opts)
+        .arg(format!("https://{host}:{port}/"))
+        .output()
+        .expect("run curl");
+    assert!(out.status.success(), "curl {opts:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).parse().expect("status code")
+}
+
+#[test]
+fn tls_requests_and_certificate_expiry() {
+    let be = Whoami::start("app");
+    let mport = free_port();
+    let metrics_ep = format!("--entryPoints.metrics.address=127.0.0.1:{mport}");
+    let (cert, key) = certificate("secure.test", 4242, (2031, 5, 6));
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: secure-cert, namespace: default}}\ntype: kubernetes.io/tls\n\
+         stringData:\n  tls.crt: |\n{}  tls.key: |\n{}",
+        indent(&cert),
+        indent(&key)
+    );
+    let route = "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: secure, namespace: default}\n\
+                 spec:\n  entryPoints: [web]\n  tls: {secretName: secure-cert}\n  routes:\n  - match: Host(`secure.test`)\n    \
+                 kind: Rule\n    services: [{name: app, port: 80}]\n";
+    let svc = service_yaml("default", "app", 80, "http", &[be.addr]);
+    let plain = ingressroute_yaml("default", "base", &[("Host(`base.test`)", None, &[("app", 80, 1)])]);
+    let weir = Weir::start(
+        &[("svc.yaml", &svc), ("route.yaml", &plain), ("secure.yaml", route), ("secret.yaml", &secret)],
+        &[
+            "--metrics.prometheus",
+            "--metrics.prometheus.entryPoint=metrics",
+            "--metrics.prometheus.addRoutersLabels=true",
+            metrics_ep.as_str(),
+        ],
+    );
+    weir.wait_for("base.test", "/", READY, |r| r.status == 200);
+    let started = Instant::now();
+    // Readiness requests use another TLS 1.3 suite, so the counts below are exact.
+    while curl_tls(weir.port, "secure.test", &["--tlsv1.3", "--tls13-ciphers", "TLS_AES_128_GCM_SHA256"])
+        != 200
+    {
+        assert!(started.elapsed() < READY, "the TLS route never served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // One more TLS 1.3 request with a chosen suite, and two TLS 1.2 ones.
+    let tls13 = ["--tlsv1.3", "--tls13-ciphers", "TLS_AES_256_GCM_SHA384"];
+    assert_eq!(curl_tls(weir.port, "secure.test", &tls13), 200);
+    let tls12 = ["--tlsv1.2", "--tls-max", "1.2", "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256"];
+    for _ in 0..2 {
+        assert_eq!(curl_tls(weir.port, "secure.test", &tls12), 200);
+    }
+
+    let (_, body) = scrape(mport);
+    let v12 = [r#"tls_cipher="TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256""#, r#"tls_version="1.2""#];
+    assert_eq!(
+        value(
+            &body,
+            r#"traefik_entrypoint_requests_tls_total{entrypoint="web",tls_cipher="TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",tls_version="1.2"}"#
+        ),
+        Some(2.0),
+        "{body}"
+    );
+    assert_eq!(
+        value(
+            &body,
+            r#"traefik_entrypoint_requests_tls_total{entrypoint="web",tls_cipher="TLS_AES_256_GCM_SHA384",tls_version="1.3"}"#
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    // Over every TLS 1.3 suite: the readiness request(s) and the chosen one.
+    let all13: f64 = samples(&body, "traefik_entrypoint_requests_tls_total", &[r#"tls_version="1.3""#])
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert!(all13 >= 2.0, "{body}");
+    // The same series per router (with its service) and per service.
+    let routers = samples(&body, "traefik_router_requests_tls_total", &v12);
+    assert_eq!(routers.len(), 1, "{body}");
+    assert!(routers[0].0.contains(r#"router="default-secure-"#), "{routers:?}");
+    assert!(routers[0].0.contains(r#"service="default-app-80@kubernetescrd""#), "{routers:?}");
+    assert_eq!(routers[0].1, 2.0);
+    let services = samples(&body, "traefik_service_requests_tls_total", &v12);
+    assert_eq!(
+        services,
+        vec![(
+            r#"traefik_service_requests_tls_total{service="default-app-80@kubernetescrd",tls_cipher="TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",tls_version="1.2"}"#,
+            2.0
+        )]
+    );
+    // Cleartext requests are not counted as TLS.
+    assert!(
+        samples(&body, "traefik_router_requests_tls_total", &[r#"router="default-base-"#]).is_empty(),
+        "{body}"
+    );
+    // The configured certificate's expiry (2031-05-06T00:00:00Z), labelled as Traefik does.
+    assert_eq!(
+        value(&body, r#"traefik_tls_certs_not_after{cn="secure.test",sans="secure.test",serial="4242"}"#),
+        Some(1_935_792_000.0),
+        "{body}"
+    );
+    assert!(body.contains("# TYPE traefik_tls_certs_not_after gauge"), "{body}");
+    assert_eq!(
+        samples(&body, "traefik_tls_certs_not_after", &[]).len(),
+        1,
+        "only configured certificates: {body}"
+    );
+}

@@ -35,24 +35,31 @@ struct {
 	__type(value, __u32);
 } worker_count SEC(".maps");
 
-// Counters, per CPU: 0 = same-CPU worker chosen, 1 = chosen by hash, 2 = left to the kernel.
+// Counters, per CPU: 0 = same-CPU worker chosen, 1 = chosen by hash, 2 = left to the kernel,
+// 3 = bytes of the packets steered (TCP: the SYN's payload, UDP: the datagram).
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
 
-static __always_inline void count(__u32 which)
+static __always_inline void add(__u32 which, __u64 n)
 {
 	__u64 *c = bpf_map_lookup_elem(&counters, &which);
 	if (c)
-		*c += 1;
+		*c += n;
+}
+
+static __always_inline void count(__u32 which)
+{
+	add(which, 1);
 }
 
 SEC("sk_reuseport")
 int steer(struct sk_reuseport_md *md)
 {
+	add(3, md->len);
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u32 *slot = bpf_map_lookup_elem(&cpu_worker, &cpu);
 	if (slot && *slot) {

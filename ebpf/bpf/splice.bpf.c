@@ -1,11 +1,14 @@
 // weir: in-kernel splice of TCP passthrough connections (experimental, --experimental.sockmap).
 //
-// Both sockets of a passthrough connection join `socks` (keyed by socket cookie) and `peers`
-// maps each cookie to the other's. The stream verdict program runs on every segment a joined
-// socket receives and redirects it to the egress of its peer, so bytes move between the two
-// TCP connections without reaching userspace. A socket without a peer entry keeps its bytes
-// (SK_PASS: they stay readable by userspace). FIN is not redirected: userspace watches for it
-// and shuts the peer down once every byte has moved (see src/splice.rs).
+// Both sockets of a passthrough connection join `targets` first, then `peers` maps each cookie
+// to the other's, then both join `socks` (keyed by socket cookie), the map the verdict program
+// is attached to. The verdict runs on every segment a socket in `socks` receives and redirects
+// it to the egress of its peer, looked up in `targets`, so bytes move between the two TCP
+// connections without reaching userspace. `targets` has no program: joining it does not touch
+// the socket's receive path, so by the time either socket's bytes reach the verdict its peer is
+// already a valid target (with one map, bytes arriving while only the first socket had joined
+// were dropped). FIN is not redirected: userspace watches for it and shuts the peer down once
+// every byte has moved (see src/splice.rs).
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -20,17 +23,25 @@ struct {
 } socks SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, MAX_SOCKETS);
+	__type(key, __u64);
+	__type(value, __u32);
+} targets SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_SOCKETS);
 	__type(key, __u64);
 	__type(value, __u64);
 } peers SEC(".maps");
 
-// Counters, per CPU: 0 = segments redirected, 1 = bytes redirected, 2 = segments passed to
-// userspace (no peer), 3 = redirects the kernel refused.
+// Counters, per CPU: 0 = segments seen, 1 = payload bytes seen, 2 = segments redirected,
+// 3 = segments dropped (empty, or the redirect was refused), 4 = segments passed to userspace
+// (no peer).
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4);
+	__uint(max_entries, 5);
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
@@ -42,30 +53,31 @@ static __always_inline void add(__u32 which, __u64 n)
 		*c += n;
 }
 
-// The stream parser hands each segment to the verdict whole (no message framing).
-SEC("sk_skb/stream_parser")
-int splice_parser(struct __sk_buff *skb)
-{
-	return skb->len;
-}
-
+// No stream parser: the kernel hands the verdict whole queued segments (tcp_read_skb). A
+// segment userspace has read part of would go whole, its read bytes included, so userspace
+// reads the receive queue to its end (a short read) before joining (see src/splice.rs).
 SEC("sk_skb/stream_verdict")
 int splice_verdict(struct __sk_buff *skb)
 {
+	__u64 len = skb->len;
+	add(0, 1);
+	add(1, len);
+	// The segment carrying a lone FIN reaches the verdict with no payload. Redirected, it
+	// would make the peer's egress send zero bytes, which the kernel takes for a broken pipe
+	// (EPIPE on the peer). The FIN itself is already recorded on this socket; userspace
+	// propagates it.
+	if (len == 0) {
+		add(3, 1);
+		return SK_DROP;
+	}
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	__u64 *peer = bpf_map_lookup_elem(&peers, &cookie);
 	if (!peer) {
-		add(2, 1);
+		add(4, 1);
 		return SK_PASS;
 	}
-	__u64 len = skb->len;
-	long verdict = bpf_sk_redirect_hash(skb, &socks, peer, 0);
-	if (verdict == SK_PASS) {
-		add(0, 1);
-		add(1, len);
-	} else {
-		add(3, 1);
-	}
+	long verdict = bpf_sk_redirect_hash(skb, &targets, peer, 0);
+	add(verdict == SK_PASS ? 2 : 3, 1);
 	return verdict;
 }
 

@@ -24,6 +24,12 @@ pub enum EbpfError {
         /// What went wrong.
         reason: String,
     },
+    /// A splice join failed halfway and the bytes the kernel had already moved could not be
+    /// confirmed delivered: the connection cannot continue without risking a gap; close it.
+    #[error(
+        "a sockmap join failed halfway and moved bytes could not be confirmed; the connection must be closed"
+    )]
+    HalfJoined,
     /// Attaching the program failed.
     #[error("cannot attach the BPF program {program}: {reason}")]
     Attach {

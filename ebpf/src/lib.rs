@@ -10,7 +10,7 @@ pub mod splice;
 
 pub use error::EbpfError;
 pub use reuseport::{ReuseportCounters, ReuseportSteering};
-pub use splice::{Direction, SpliceCounters, Spliced, Splicer};
+pub use splice::{duplicate, read_to_short, Direction, SpliceCounters, Spliced, Splicer};
 
 /// Whether this build carries the BPF objects (clang was found when it was compiled).
 pub fn objects_built() -> bool {

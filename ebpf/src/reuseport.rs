@@ -28,6 +28,8 @@ pub struct ReuseportCounters {
     pub hashed: u64,
     /// Left to the kernel's own choice (the chosen socket was missing).
     pub kernel: u64,
+    /// Bytes of the packets steered (TCP: the SYN's payload, UDP: the datagrams).
+    pub bytes: u64,
 }
 
 /// The steering program attached to one listener group.
@@ -105,6 +107,7 @@ impl ReuseportSteering {
         out.same_cpu = sum(0);
         out.hashed = sum(1);
         out.kernel = sum(2);
+        out.bytes = sum(3);
         out
     }
 }

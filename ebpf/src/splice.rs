@@ -1,18 +1,16 @@
-//! In-kernel splice of TCP passthrough connections (experimental, NOT WORKING YET: see
-//! `tests/splice.rs`; not wired into the data plane): the `sk_skb` stream verdict
-//! program of `bpf/splice.bpf.c` redirects every segment one joined socket receives to the
-//! egress of its peer. The kernel moves the payload; the caller keeps three duties the program
-//! cannot do, and this module gives it what it needs for them:
-//! - **Join before the first byte goes upstream.** Bytes that reach a socket before it joins
-//!   stay in its receive queue until the next segment wakes the verdict program; joining while
-//!   both peers wait (the client for the server's answer, the server for the request) avoids
-//!   that. [`Splicer::join`] refuses sockets with unread bytes. Bytes the caller writes itself
-//!   after joining (the peeked ClientHello) are declared with [`Spliced::wrote`].
+//! In-kernel splice of TCP passthrough connections (experimental, `--experimental.sockmap`):
+//! the `sk_skb` stream verdict program of `bpf/splice.bpf.c` redirects every segment one joined
+//! socket receives to the egress of its peer. The kernel moves the payload; the caller keeps the
+//! duties the program cannot do, and this module gives it what it needs for them:
+//! - **Bytes the caller consumed** (a peeked ClientHello it read) are written to the peer by
+//!   hand *before* [`Splicer::join`]; bytes still unread at the join stay in the receive queue
+//!   and [`Splicer::join`] makes the kernel move them first (it re-arms the socket's data-ready
+//!   hook with SO_RCVLOWAT), so nothing is reordered or stranded.
 //! - **FIN.** Shutdowns are not redirected: the caller watches each socket for end of input
 //!   (POLLRDHUP) and shuts the peer's write side once [`Spliced::drained`] says every byte
-//!   received has reached the peer's send queue — counted from TCP_INFO (`bytes_received`) on
-//!   one side and `bytes_acked` + SIOCOUTQ on the other, so a redirect still queued in the
-//!   kernel is waited for instead of cut off.
+//!   received has reached the peer's send queue — counted from TCP_INFO (`bytes_received`,
+//!   which counts the FIN as one) on one side and `bytes_acked` + SIOCOUTQ on the other, so a
+//!   redirect still queued in the kernel is waited for instead of cut off.
 //! - **Leaving.** [`Splicer::leave`] removes both sockets before they are closed.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -25,7 +23,6 @@ use crate::error::EbpfError;
 use crate::object;
 
 const PROGRAM: &str = "splice_verdict";
-const PARSER: &str = "splice_parser";
 
 /// Which way bytes move between the two sockets of a joined pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,29 +47,38 @@ impl std::fmt::Debug for Splicer {
 /// Counters of the splice program, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SpliceCounters {
-    /// Segments redirected to a peer.
-    pub segments: u64,
-    /// Payload bytes redirected.
+    /// Segments the verdict program saw.
+    pub packets: u64,
+    /// Payload bytes of those segments.
     pub bytes: u64,
+    /// Segments redirected to the peer.
+    pub redirects: u64,
+    /// Segments dropped: empty (a lone FIN) or refused by the kernel (the peer left the map).
+    pub drops: u64,
     /// Segments left to userspace (socket without a peer).
     pub passed: u64,
-    /// Redirects the kernel refused (the peer left the map).
-    pub refused: u64,
 }
 
 /// A joined pair, with what each side had received and written when it joined.
 #[derive(Debug, Clone)]
 pub struct Spliced {
     cookies: [u64; 2],
-    /// Per socket: TCP bytes received at the join.
-    received_at_join: [u64; 2],
-    /// Per socket: bytes written into its send queue at the join, plus those the caller wrote
-    /// by hand since.
+    /// Per socket: TCP bytes received and consumed by userspace at the join (the unread rest
+    /// is the kernel's to move).
+    consumed_at_join: [u64; 2],
+    /// Per socket: bytes written into its send queue at the join.
     written_base: [u64; 2],
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> EbpfError {
-    move |e| EbpfError::Map { map, reason: e.to_string() }
+    move |e| {
+        // aya's message names the syscall; the OS error is in the source.
+        let reason = match std::error::Error::source(&e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        };
+        EbpfError::Map { map, reason }
+    }
 }
 
 impl Splicer {
@@ -86,16 +92,7 @@ impl Splicer {
                 SockHash::try_from(ebpf.map("socks").ok_or(missing("socks"))?).map_err(map_err("socks"))?;
             socks.fd().try_clone().map_err(|e| EbpfError::Map { map: "socks", reason: e.to_string() })?
         };
-        let parser: &mut SkSkb = ebpf
-            .program_mut(PARSER)
-            .ok_or(EbpfError::Attach { program: PARSER, reason: "not in the object".into() })?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| EbpfError::Attach {
-                program: PARSER,
-                reason: e.to_string(),
-            })?;
-        parser.load().map_err(|e| EbpfError::Load { program: PARSER, source: Box::new(e) })?;
-        parser.attach(&map_fd).map_err(|e| EbpfError::Attach { program: PARSER, reason: e.to_string() })?;
+        // Verdict only (see bpf/splice.bpf.c): the kernel hands it whole queued segments.
         let program: &mut SkSkb = ebpf
             .program_mut(PROGRAM)
             .ok_or(EbpfError::Attach { program: PROGRAM, reason: "not in the object".into() })?
@@ -110,54 +107,97 @@ impl Splicer {
     }
 
     /// Joins `a` and `b` (two connected TCP sockets): from now on the kernel moves what either
-    /// receives to the other. Both must have no unread bytes.
+    /// receives to the other, starting with the bytes still unread in their receive queues.
+    /// Bytes the caller read itself must be written to the peer before this call, and a
+    /// socket it has read from must have no partly read segment left: see [`read_to_short`].
     pub fn join(&mut self, a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> Result<Spliced, EbpfError> {
         let io = |what: &'static str| {
             move |e: std::io::Error| EbpfError::Map { map: "socks", reason: format!("{what}: {e}") }
         };
-        for fd in [a, b] {
-            if unread(fd).map_err(io("SIOCINQ"))? != 0 {
-                return Err(EbpfError::Attach {
-                    program: PROGRAM,
-                    reason: "a socket has unread bytes".into(),
-                });
-            }
-        }
         let cookies = [cookie(a).map_err(io("SO_COOKIE"))?, cookie(b).map_err(io("SO_COOKIE"))?];
         let spliced = Spliced {
             cookies,
-            received_at_join: [
-                tcp_counts(a).map_err(io("TCP_INFO"))?.0,
-                tcp_counts(b).map_err(io("TCP_INFO"))?.0,
-            ],
+            consumed_at_join: [consumed(a).map_err(io("TCP_INFO"))?, consumed(b).map_err(io("TCP_INFO"))?],
             written_base: [written(a).map_err(io("TCP_INFO"))?, written(b).map_err(io("TCP_INFO"))?],
         };
-        {
-            let mut peers: BpfHashMap<&mut MapData, u64, u64> =
-                BpfHashMap::try_from(self.ebpf.map_mut("peers").ok_or(missing("peers"))?)
-                    .map_err(map_err("peers"))?;
-            peers.insert(cookies[0], cookies[1], 0).map_err(map_err("peers"))?;
-            peers.insert(cookies[1], cookies[0], 0).map_err(map_err("peers"))?;
-        }
-        let mut socks: SockHash<&mut MapData, u64> =
-            SockHash::try_from(self.ebpf.map_mut("socks").ok_or(missing("socks"))?)
-                .map_err(map_err("socks"))?;
-        let joined = socks
-            .insert(cookies[0], a.as_raw_fd(), 0)
-            .and_then(|()| socks.insert(cookies[1], b.as_raw_fd(), 0));
-        if let Err(e) = joined {
+        // Order matters (see bpf/splice.bpf.c): both become redirect targets, then peers, and
+        // only then does the verdict see either socket's bytes.
+        if let Err((e, a_verdict)) = self.join_maps(&spliced, a, b) {
+            // A socket that is no longer ESTABLISHED (its peer's FIN came) cannot join. When
+            // that happens to `b` after `a` joined the verdict's map, the kernel may already
+            // have moved some of `a`'s bytes into `b`'s queue: stop it, and let the caller take
+            // over only once those bytes are in `b`'s send queue, or never.
+            if a_verdict {
+                self.remove("socks", spliced.cookies[0]);
+                if !spliced.wait_moved(a, b, HALF_JOIN_DRAIN) {
+                    self.leave(&spliced);
+                    return Err(EbpfError::HalfJoined);
+                }
+            }
             self.leave(&spliced);
-            return Err(map_err("socks")(e));
+            return Err(e);
+        }
+        // Bytes that arrived before the join wait in the receive queue for a data-ready call
+        // that may never come (the sender waits for an answer). Setting SO_RCVLOWAT runs the
+        // socket's data-ready hook, now the verdict program's, over what is queued.
+        for fd in [a, b] {
+            kick(fd).map_err(io("SO_RCVLOWAT"))?;
         }
         Ok(spliced)
     }
 
+    fn join_maps(
+        &mut self,
+        spliced: &Spliced,
+        a: BorrowedFd<'_>,
+        b: BorrowedFd<'_>,
+    ) -> Result<(), (EbpfError, bool)> {
+        let cookies = spliced.cookies;
+        self.insert_socks("targets", cookies, a, b).map_err(|(e, _)| (e, false))?;
+        {
+            let no_verdict = |e| (e, false);
+            let mut peers: BpfHashMap<&mut MapData, u64, u64> =
+                BpfHashMap::try_from(self.ebpf.map_mut("peers").ok_or(missing("peers")).map_err(no_verdict)?)
+                    .map_err(map_err("peers"))
+                    .map_err(no_verdict)?;
+            peers.insert(cookies[0], cookies[1], 0).map_err(map_err("peers")).map_err(no_verdict)?;
+            peers.insert(cookies[1], cookies[0], 0).map_err(map_err("peers")).map_err(no_verdict)?;
+        }
+        self.insert_socks("socks", cookies, a, b)
+    }
+
+    /// Inserts `a` then `b`; on failure, whether `a` was in.
+    fn insert_socks(
+        &mut self,
+        map: &'static str,
+        cookies: [u64; 2],
+        a: BorrowedFd<'_>,
+        b: BorrowedFd<'_>,
+    ) -> Result<(), (EbpfError, bool)> {
+        let mut socks: SockHash<&mut MapData, u64> =
+            SockHash::try_from(self.ebpf.map_mut(map).ok_or((missing(map), false))?)
+                .map_err(|e| (map_err(map)(e), false))?;
+        socks.insert(cookies[0], a.as_raw_fd(), 0).map_err(|e| (map_err(map)(e), false))?;
+        socks.insert(cookies[1], b.as_raw_fd(), 0).map_err(|e| (map_err(map)(e), true))
+    }
+
+    fn remove(&mut self, map: &'static str, cookie: u64) {
+        if let Some(m) = self.ebpf.map_mut(map) {
+            if let Ok(mut socks) = SockHash::<&mut MapData, u64>::try_from(m) {
+                let _ = socks.remove(&cookie);
+            }
+        }
+    }
+
     /// Takes both sockets of a pair out of the maps (before closing them).
     pub fn leave(&mut self, spliced: &Spliced) {
-        if let Some(map) = self.ebpf.map_mut("socks") {
-            if let Ok(mut socks) = SockHash::<&mut MapData, u64>::try_from(map) {
-                for c in spliced.cookies {
-                    let _ = socks.remove(&c);
+        // The verdict's map first: no redirect may start once the targets are gone.
+        for name in ["socks", "targets"] {
+            if let Some(map) = self.ebpf.map_mut(name) {
+                if let Ok(mut socks) = SockHash::<&mut MapData, u64>::try_from(map) {
+                    for c in spliced.cookies {
+                        let _ = socks.remove(&c);
+                    }
                 }
             }
         }
@@ -176,34 +216,45 @@ impl Splicer {
         let Some(map) = self.ebpf.map("counters") else { return out };
         let Ok(counters) = PerCpuArray::<&MapData, u64>::try_from(map) else { return out };
         let sum = |i: u32| counters.get(&i, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0);
-        out.segments = sum(0);
+        out.packets = sum(0);
         out.bytes = sum(1);
-        out.passed = sum(2);
-        out.refused = sum(3);
+        out.redirects = sum(2);
+        out.drops = sum(3);
+        out.passed = sum(4);
         out
     }
 }
 
+/// How long a failed join waits for the bytes the kernel already moved (see `join`).
+const HALF_JOIN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Spliced {
-    /// Declares `n` bytes the caller wrote by hand into the destination of `dir` after the
-    /// join (they are not the kernel's to move).
-    pub fn wrote(&mut self, dir: Direction, n: u64) {
-        let to = match dir {
-            Direction::AtoB => 1,
-            Direction::BtoA => 0,
-        };
-        self.written_base[to] += n;
+    /// After the verdict stopped on `a`: waits until every byte it took from `a` is in `b`'s
+    /// send queue (bytes still unread in `a` are the caller's again).
+    fn wait_moved(&self, a: BorrowedFd<'_>, b: BorrowedFd<'_>, limit: std::time::Duration) -> bool {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            let moved = written(b).map(|w| w.saturating_sub(self.written_base[1]));
+            let taken = consumed(a).map(|c| c.saturating_sub(self.consumed_at_join[0]));
+            match (moved, taken) {
+                (Ok(moved), Ok(taken)) if moved >= taken => return true,
+                (Ok(_), Ok(_)) => std::thread::sleep(std::time::Duration::from_millis(1)),
+                _ => return false,
+            }
+        }
+        false
     }
 
-    /// Whether every byte the source of `dir` received since the join has reached the send
-    /// queue of its destination (then shutting the destination's write side loses nothing).
+    /// Whether every byte the source of `dir` received (and userspace had not consumed at the
+    /// join) has reached the send queue of its destination: then shutting the destination's
+    /// write side loses nothing. Meant for after the source's end of input.
     pub fn drained(&self, dir: Direction, a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> std::io::Result<bool> {
         let (received, moved) = self.progress(dir, a, b)?;
         Ok(moved >= received)
     }
 
-    /// (bytes the source of `dir` received since the join, bytes that reached the
-    /// destination's send queue since the join, not counting those written by hand).
+    /// (bytes the source of `dir` received that are the kernel's to move, bytes that reached
+    /// the destination's send queue since the join).
     pub fn progress(
         &self,
         dir: Direction,
@@ -214,9 +265,60 @@ impl Spliced {
             Direction::AtoB => (a, b, 0, 1),
             Direction::BtoA => (b, a, 1, 0),
         };
-        let received = tcp_counts(from)?.0 - self.received_at_join[fi];
+        // Destination first: `written` only grows, so reading it before the source can make
+        // `drained` answer "not yet" too often, never "yes" too early.
         let moved = written(to)?.saturating_sub(self.written_base[ti]);
+        let info = tcp_info(from)?;
+        let received = (info.tcpi_bytes_received - u64::from(fin_received(&info)))
+            .saturating_sub(self.consumed_at_join[fi]);
         Ok((received, moved))
+    }
+}
+
+/// A duplicate of the descriptor of `socket` (for callers whose socket type, like monoio's
+/// streams, offers only `AsRawFd`): the pair's watcher then holds its own descriptors.
+pub fn duplicate<S: std::os::fd::AsRawFd>(socket: &S) -> std::io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: `socket` is borrowed for the whole call and owns its descriptor, so the
+    // descriptor stays open while it is borrowed here.
+    let fd = unsafe { BorrowedFd::borrow_raw(socket.as_raw_fd()) };
+    fd.try_clone_to_owned()
+}
+
+/// Most bytes [`read_to_short`] takes before it gives up.
+pub const READ_LIMIT: usize = 4 << 20;
+
+/// Reads what is queued on `fd` without waiting, until a read comes back short (the receive
+/// queue was emptied) or EOF: the verdict program is handed whole queued segments, so before
+/// [`Splicer::join`] no segment may be partly read (as a peeked ClientHello leaves one). The
+/// caller writes the bytes to the peer by hand before joining. `Ok((bytes, true))` when the
+/// queue was left clean; `false` after EOF or [`READ_LIMIT`] bytes (then do not join).
+pub fn read_to_short(fd: BorrowedFd<'_>) -> std::io::Result<(Vec<u8>, bool)> {
+    const CHUNK: usize = 64 << 10;
+    let mut out = Vec::new();
+    loop {
+        let start = out.len();
+        out.resize(start + CHUNK, 0);
+        match rustix::net::recv(fd, &mut out[start..], rustix::net::RecvFlags::DONTWAIT) {
+            Ok((0, _)) => {
+                out.truncate(start);
+                return Ok((out, false));
+            }
+            Ok((n, _)) => {
+                out.truncate(start + n);
+                if n < CHUNK {
+                    return Ok((out, true));
+                }
+                if out.len() >= READ_LIMIT {
+                    return Ok((out, false));
+                }
+            }
+            Err(rustix::io::Errno::AGAIN) => {
+                out.truncate(start);
+                return Ok((out, true));
+            }
+            Err(rustix::io::Errno::INTR) => out.truncate(start),
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -228,8 +330,7 @@ fn cookie(fd: BorrowedFd<'_>) -> std::io::Result<u64> {
     rustix::net::sockopt::socket_cookie(fd).map_err(Into::into)
 }
 
-/// (bytes received in order, bytes acknowledged by the peer) from TCP_INFO.
-fn tcp_counts(fd: BorrowedFd<'_>) -> std::io::Result<(u64, u64)> {
+fn tcp_info(fd: BorrowedFd<'_>) -> std::io::Result<libc::tcp_info> {
     let mut info: libc::tcp_info = unsafe_zeroed();
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
     // SAFETY: `info` is a valid, writable tcp_info of `len` bytes; the kernel writes at most
@@ -246,7 +347,33 @@ fn tcp_counts(fd: BorrowedFd<'_>) -> std::io::Result<(u64, u64)> {
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok((info.tcpi_bytes_received, info.tcpi_bytes_acked))
+    Ok(info)
+}
+
+/// Whether the peer's FIN has been received (it counts as one byte in `tcpi_bytes_received`).
+/// TCP_CLOSE also follows a reset; callers treat a socket error before asking.
+fn fin_received(info: &libc::tcp_info) -> bool {
+    const CLOSE_WAIT: u8 = 8;
+    const LAST_ACK: u8 = 9;
+    const CLOSING: u8 = 11;
+    const TIME_WAIT: u8 = 6;
+    const CLOSE: u8 = 7;
+    matches!(info.tcpi_state, CLOSE_WAIT | LAST_ACK | CLOSING | TIME_WAIT | CLOSE)
+}
+
+/// Bytes received and consumed by userspace (received minus still unread). Read until two
+/// TCP_INFO readings around SIOCINQ agree, so a segment arriving in between is not miscounted.
+fn consumed(fd: BorrowedFd<'_>) -> std::io::Result<u64> {
+    loop {
+        let before = tcp_info(fd)?;
+        let unread = queued(fd, libc::FIONREAD)?;
+        let after = tcp_info(fd)?;
+        if before.tcpi_bytes_received == after.tcpi_bytes_received {
+            let fin = u64::from(fin_received(&after));
+            // SIOCINQ leaves the FIN out of the unread count.
+            return Ok(after.tcpi_bytes_received.saturating_sub(unread + fin));
+        }
+    }
 }
 
 fn unsafe_zeroed() -> libc::tcp_info {
@@ -256,12 +383,28 @@ fn unsafe_zeroed() -> libc::tcp_info {
 
 /// Bytes ever written into the socket's send queue: acknowledged plus still queued.
 fn written(fd: BorrowedFd<'_>) -> std::io::Result<u64> {
-    let acked = tcp_counts(fd)?.1;
+    // Acked first: an ACK between the two readings then makes the sum too small, never too big.
+    let acked = tcp_info(fd)?.tcpi_bytes_acked;
     Ok(acked + queued(fd, libc::TIOCOUTQ)?)
 }
 
-fn unread(fd: BorrowedFd<'_>) -> std::io::Result<u64> {
-    queued(fd, libc::FIONREAD)
+/// Sets SO_RCVLOWAT to 1 (the default): TCP then runs the data-ready hook if bytes are queued.
+fn kick(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: SO_RCVLOWAT reads one int from the pointer, of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn queued(fd: BorrowedFd<'_>, request: libc::Ioctl) -> std::io::Result<u64> {

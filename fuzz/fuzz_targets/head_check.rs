@@ -1,7 +1,8 @@
 //! AFL target for the data plane's request-head check (the file is compiled here as it is in
 //! the data plane, which this crate does not link). Invariants: any bytes get a verdict, never
 //! a panic; a head with a single `chunked` coding and one plain Host line is never refused for
-//! its coding; the verdict does not depend on the HTTP/1.0 Transfer-Encoding.
+//! its coding; the verdict does not depend on the HTTP/1.0 Transfer-Encoding; the pre-parse
+//! `Framing` changes at most one byte of any stream, an LF into a NUL, however it is split.
 
 /// The data plane's response body, reduced to what the check's answers need.
 pub struct Body;
@@ -16,7 +17,7 @@ impl Body {
 #[allow(dead_code)]
 mod head_check;
 
-use head_check::{check_lines, Refusal};
+use head_check::{check_lines, Framing, Refusal};
 use http::Version;
 
 fn main() {
@@ -35,5 +36,17 @@ fn main() {
             Err(Refusal::UnsupportedTransferEncoding),
             "one chunked coding refused"
         );
+        // The same bytes as a connection's stream, whole and in pieces of the first byte's size.
+        let step = usize::from(data.first().copied().unwrap_or(1)).max(1);
+        for step in [data.len().max(1), step] {
+            let mut stream = data.to_vec();
+            let mut framing = Framing::new();
+            let spoiled = stream.chunks_mut(step).fold(false, |s, piece| framing.scan(piece) | s);
+            let changed: Vec<usize> = (0..data.len()).filter(|&i| stream[i] != data[i]).collect();
+            assert!(changed.len() <= 1 && spoiled == (changed.len() == 1), "{changed:?}");
+            if let [at] = changed[..] {
+                assert_eq!((data[at], stream[at]), (b'\n', 0));
+            }
+        }
     });
 }

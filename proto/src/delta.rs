@@ -53,6 +53,9 @@ impl EndpointsDelta {
             || old.tls != new.tls
             || old.udp != new.udp
             || old.tcp != new.tcp
+            // A delta keeps the served snapshot's metrics, access-log and API settings.
+            || old.observability != new.observability
+            || old.api != new.api
         {
             return None;
         }
@@ -252,6 +255,10 @@ mod tests {
             kind: crate::udp::UdpServiceKind::LoadBalancer(vec![server(9).address]),
         });
         assert_eq!(EndpointsDelta::between(&old, &udp), None);
+        // The API model and observability settings are not carried by a delta either.
+        let mut api = snapshot(2);
+        api.api.runtime_json = "{}".into();
+        assert_eq!(EndpointsDelta::between(&old, &api), None);
     }
 
     #[test]

@@ -298,7 +298,7 @@ pub enum SourceCriterion {
     RequestHost,
 }
 
-/// Traefik's `rateLimit` (in-memory; `redis` is refused by the control plane).
+/// Traefik's `rateLimit`: buckets in the instance's memory, or in Redis when `redis` is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimit {
     /// Requests per period; 0 is unlimited.
@@ -309,6 +309,47 @@ pub struct RateLimit {
     pub burst: i64,
     /// What a bucket is kept per.
     pub source: SourceCriterion,
+    /// Keep the buckets in Redis, shared by every instance that uses the same Redis.
+    #[serde(default)]
+    pub redis: Option<Box<RateLimitRedis>>,
+}
+
+/// Traefik's `rateLimit.redis`, with the control plane's defaults applied and secrets read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitRedis {
+    /// `host:port` addresses: one server, or the seed list of a Redis Cluster.
+    pub endpoints: Vec<String>,
+    /// ACL user name ("" for none: `AUTH <password>` alone).
+    pub username: String,
+    /// Password ("" for no `AUTH`).
+    pub password: String,
+    /// Database selected after connecting.
+    pub db: i64,
+    /// Connect with TLS.
+    pub tls: Option<RateLimitRedisTls>,
+    /// Idle connections kept per worker (0: weir's default, 10).
+    pub pool_size: u32,
+    /// Idle connections opened ahead of need per worker.
+    pub min_idle_conns: u32,
+    /// Most connections open at once per worker (0: no limit).
+    pub max_active_conns: u32,
+    /// Time allowed for a reply, in nanoseconds (0: no limit).
+    pub read_timeout_nanos: u64,
+    /// Time allowed for sending a command, in nanoseconds (0: no limit).
+    pub write_timeout_nanos: u64,
+    /// Time allowed for connecting, in nanoseconds.
+    pub dial_timeout_nanos: u64,
+}
+
+/// TLS towards Redis (`rateLimit.redis.tls`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitRedisTls {
+    /// PEM bundle of CAs to trust (empty: the system's).
+    pub root_cas: Vec<String>,
+    /// Client certificate chain and key (PEM).
+    pub certificate: Option<(String, String)>,
+    /// Do not verify the server's certificate.
+    pub insecure_skip_verify: bool,
 }
 
 /// Traefik's `inFlightReq`.

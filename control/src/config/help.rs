@@ -74,6 +74,8 @@ Traefik static configuration (keys are case-insensitive; written --key=value, a 
                          Time in-flight requests get on shutdown (default 10s)
     --entryPoints.<name>.forwardedHeaders.connection=HEADER,...
                          Read; not honoured yet (warned)
+    --entryPoints.<name>.reusePort[=BOOL]
+                         Always on: every worker has its own SO_REUSEPORT listener (false is warned)
     --api[=BOOL]         Traefik's API (api@internal) and dashboard (dashboard@internal); reach them
                          through an IngressRoute to `kind: TraefikService, name: api@internal`
     --api.insecure[=BOOL]
@@ -152,11 +154,29 @@ Traefik static configuration (keys are case-insensitive; written --key=value, a 
     --accessLog.fields.defaultMode=keep|drop, .fields.names.<Field>=keep|drop
                          Which fields appear (default keep)
     --accessLog.fields.headers.defaultMode=keep|drop|redact, .fields.headers.names.<Header>=MODE
-                         Which request_/downstream_ headers appear (default drop)
+                         Which request_/origin_/downstream_ headers appear (default drop)
 
-Traefik options weir does not implement are named in a warning at startup (ACME
-certificatesResolvers, experimental/plugins, providers other than Kubernetes, tracing, http3,
-hub, global, hostResolver, spiffe, ocsp); unknown ones too.
+Traefik options weir does not implement are named in a warning at startup with the reason
+(unknown options too), and weir runs with Traefik's default behaviour for them:
+    certificatesResolvers.* (ACME); entryPoints.<name>.allowACMEByPass, .http.tls.certResolver,
+      .http.tls.domains
+    entryPoints.<name>.http3, .http3.advertisedPort (no HTTP/3)
+    entryPoints.<name>.http2.maxDecoderHeaderTableSize, .maxEncoderHeaderTableSize (fixed 4096)
+    entryPoints.<name>.forwardedHeaders.notAppendXForwardedFor (always appended),
+      .forwardedHeaders.addXForwardedSchemeHeaders (never added)
+    entryPoints.<name>.observability.accessLogs, .metrics, .tracing, .traceVerbosity (every
+      entrypoint is logged and counted)
+    serversTransport.insecureSkipVerify, .rootCAs, .maxIdleConnsPerHost (200),
+      .forwardingTimeouts.dialTimeout (30s), .responseHeaderTimeout (0), .idleConnTimeout (90s),
+      .spiffe; tcpServersTransport.dialTimeout (30s), .dialKeepAlive (15s), .terminationDelay
+      (100ms), .tls.* — set transports per service with ServersTransport/ServersTransportTCP
+    providers.providersThrottleDuration, providers.precedence, providers other than Kubernetes
+    metrics.datadog, metrics.statsD, metrics.influxDB2, metrics.otlp (Prometheus only);
+      metrics.addInternals, accessLog.addInternals (internal services are never counted)
+    api.debug; tracing.*; experimental.plugins, .localPlugins and Traefik's other
+      experimental features (weir's own: --experimental.sockmap below); hub; global.checkNewVersion,
+      global.sendAnonymousUsage; hostResolver.cnameFlattening, .resolvConfig, .resolvDepth;
+      spiffe; ocsp
 
 weir options (also written --key VALUE, or --weir.KEY[=VALUE]):
     --configFile PATH    Traefik static configuration file (YAML or TOML), read alone
@@ -168,6 +188,9 @@ weir options (also written --key VALUE, or --weir.KEY[=VALUE]):
     --weir.maxConnectionsPerWorker N
                          Client connections each data-plane worker serves at once; beyond
                          it new connections are closed at accept (default 65536)
+    --experimental.sockmap
+                         TCP passthrough bytes moved in the kernel by a sockmap (eBPF);
+                         needs root or CAP_BPF + CAP_NET_ADMIN (default false)
     -h, --help           Print this help
     --version            Print the version
 ",

@@ -39,8 +39,8 @@ pub struct KubeProvidersConfig {
     /// `--providers.kubernetesCRD.ingressClass`: only Traefik objects whose
     /// `kubernetes.io/ingress.class` annotation equals it (empty: all).
     pub crd_ingress_class: String,
-    /// `--providers.kubernetesCRD.disableClusterScopeResources` (weir reads no cluster-scoped
-    /// kind for the CRD provider; accepted for compatibility).
+    /// `--providers.kubernetesCRD.disableClusterScopeResources`: Nodes are not watched and
+    /// `nodePortLB` is refused (`nodes lookup is disabled`).
     pub crd_disable_cluster_scope_resources: bool,
     /// `--providers.kubernetesIngress.{endpoint,token,certAuthFilePath,throttleDuration}`.
     pub ingress: KubeConnection,

@@ -79,6 +79,8 @@ pub struct StaticConfig {
     pub cpus: Option<String>,
     /// `--weir.maxConnectionsPerWorker`: the data plane's per-worker connection cap.
     pub max_connections_per_worker: Option<usize>,
+    /// `--experimental.sockmap`: TCP passthrough moved by the in-kernel sockmap splice.
+    pub experimental_sockmap: bool,
     /// `--metrics.*`, `--accessLog.*`, `--log.*` (besides the level).
     pub observability: ObservabilityConfig,
     /// `--api.*` and `--ping.*`.
@@ -275,6 +277,7 @@ where
     let mut workers = None;
     let mut cpus = None;
     let mut max_connections_per_worker = None;
+    let mut experimental_sockmap = false;
     let mut observability = ObservabilityConfig::default();
     let mut api = ApiConfig::default();
 
@@ -300,6 +303,7 @@ where
             "maxconnectionsperworker" => {
                 max_connections_per_worker = Some(value::parse_workers(&value).map_err(invalid)?)
             }
+            "experimental.sockmap" => experimental_sockmap = boolean()?,
             "log.level" => log_level = Some(value.parse::<LogLevel>().map_err(invalid)?),
             "core.defaultrulesyntax" => {
                 default_rule_syntax = value::parse_rule_syntax(&value).map_err(invalid)?;
@@ -332,6 +336,14 @@ where
                 && kube_provider::set(&mut kube, &mut crd, k, &value).map_err(invalid)? => {}
             k if k.starts_with("providers.kubernetesingress")
                 && ingress_provider::set(&mut ingress, k, &value).map_err(invalid)? => {}
+            // Traefik counts and logs its internal services only when asked; weir never does.
+            "accesslog.addinternals" | "metrics.addinternals" => {
+                if boolean()? {
+                    warnings.push(format!(
+                        "option {key} is ignored: weir never counts or logs its internal services (API, dashboard, ping, metrics)"
+                    ));
+                }
+            }
             _ if ApiConfig::owns(&lower) => warnings.extend(api.set(&lower, &value).map_err(invalid)?),
             _ if ObservabilityConfig::owns(&lower) => {
                 observability.set(&key, &lower, &value).map_err(invalid)?
@@ -350,6 +362,14 @@ where
                             draft.udp_timeout = Some(value::parse_positive_duration(&value).map_err(invalid)?)
                         }
                         EntryPointOption::AsDefault => draft.as_default = boolean()?,
+                        // Every worker has its own SO_REUSEPORT listener: always on.
+                        EntryPointOption::ReusePort => {
+                            if !boolean()? {
+                                warnings.push(format!(
+                                    "option {key}=false is ignored: weir always listens with SO_REUSEPORT (one socket per worker)"
+                                ));
+                            }
+                        }
                         EntryPointOption::ForwardedInsecure => draft.forwarded_headers.insecure = boolean()?,
                         EntryPointOption::ForwardedTrustedIps => {
                             draft.forwarded_headers.trusted_ips =
@@ -427,11 +447,18 @@ where
         workers,
         cpus,
         max_connections_per_worker,
+        experimental_sockmap,
         observability,
         api,
         source: config_source,
     };
     for ep in &config.entrypoints {
+        if let Some(resolver) = ep.http.tls.as_ref().and_then(|t| t.cert_resolver.as_deref()) {
+            warnings.push(format!(
+                "entrypoint {}: option http.tls.certResolver={resolver} is ignored: ACME is not supported; certificates come from Kubernetes TLS Secrets",
+                ep.name
+            ));
+        }
         for option in ep.http.transport.not_honoured() {
             warnings
                 .push(format!("entrypoint {}: option {option} is read but not honoured by weir", ep.name));
@@ -445,6 +472,7 @@ where
 enum EntryPointOption {
     Address,
     AsDefault,
+    ReusePort,
     ForwardedInsecure,
     ForwardedTrustedIps,
     UdpTimeout,
@@ -463,6 +491,7 @@ fn entrypoint_option(key: &str) -> Option<(&str, EntryPointOption)> {
     let option = match option.to_ascii_lowercase().as_str() {
         "address" => EntryPointOption::Address,
         "asdefault" => EntryPointOption::AsDefault,
+        "reuseport" => EntryPointOption::ReusePort,
         "forwardedheaders.insecure" => EntryPointOption::ForwardedInsecure,
         "forwardedheaders.trustedips" => EntryPointOption::ForwardedTrustedIps,
         "udp.timeout" => EntryPointOption::UdpTimeout,
@@ -473,5 +502,7 @@ fn entrypoint_option(key: &str) -> Option<(&str, EntryPointOption)> {
     Some((name, option))
 }
 
+#[cfg(test)]
+mod audit_tests;
 #[cfg(test)]
 mod tests;

@@ -107,8 +107,10 @@ fn options_and_defaults() {
         "--providers.kubernetesCRD",
         "--providers.kubernetescrd.allowCrossNamespace=true",
         "--Providers.KubernetesCRD.AllowEmptyServices",
+        "--experimental.sockmap",
     ])
     .expect("full");
+    assert!(c.experimental_sockmap, "--experimental.sockmap is weir's, not an unsupported Traefik option");
     assert_eq!(c.socket, PathBuf::from("/run/s.sock"));
     assert_eq!(c.dataplane, PathBuf::from("/bin/dp"));
     assert_eq!((c.workers, c.cpus.as_deref(), c.log_level), (Some(2), Some("0-1"), Some(LogLevel::Debug)));

@@ -2,7 +2,7 @@
 //! so nothing in a migrated configuration is silently dropped.
 
 /// Traefik option prefixes (lower-case) weir knows and does not implement, with the reason.
-const KNOWN: [(&str, &str); 24] = [
+const KNOWN: [(&str, &str); 39] = [
     ("certificatesresolvers", "ACME is not supported; serve certificates from Kubernetes TLS Secrets"),
     ("experimental", "plugins and experimental features are not supported"),
     ("providers.docker", "only the Kubernetes providers exist in weir"),
@@ -27,6 +27,42 @@ const KNOWN: [(&str, &str); 24] = [
     ("ocsp", "OCSP stapling is not supported"),
     ("serverstransport.spiffe", "SPIFFE is not supported"),
     ("entrypoints.*.http3", "HTTP/3 is not supported"),
+    ("entrypoints.*.allowacmebypass", "ACME is not supported, so there are no challenge paths to hand over"),
+    ("entrypoints.*.http.tls.domains", "TLS domains feed ACME certificate resolvers, which weir does not support"),
+    (
+        "entrypoints.*.http2.maxdecoderheadertablesize",
+        "weir keeps the HPACK table size at 4096 bytes (Traefik's default)",
+    ),
+    (
+        "entrypoints.*.http2.maxencoderheadertablesize",
+        "weir keeps the HPACK table size at 4096 bytes (Traefik's default)",
+    ),
+    (
+        "entrypoints.*.forwardedheaders.notappendxforwardedfor",
+        "weir always appends the client to X-Forwarded-For",
+    ),
+    (
+        "entrypoints.*.forwardedheaders.addxforwardedschemeheaders",
+        "weir does not set X-Forwarded-Scheme or X-Scheme",
+    ),
+    (
+        "entrypoints.*.observability",
+        "per-entrypoint observability toggles are not supported: metrics and access logs cover every entrypoint, and tracing is not supported",
+    ),
+    ("providers.precedence", "weir does not rank providers; equal-priority routers are ordered as docs/routing.md says"),
+    (
+        "serverstransport",
+        "the default servers transport is fixed (Traefik's defaults); configure transports per service with a ServersTransport object",
+    ),
+    (
+        "tcpserverstransport",
+        "the default TCP servers transport is fixed (Traefik's defaults); configure it per service with a ServersTransportTCP object",
+    ),
+    ("metrics.datadog", "only Prometheus metrics are supported"),
+    ("metrics.statsd", "only Prometheus metrics are supported"),
+    ("metrics.influxdb2", "only Prometheus metrics are supported"),
+    ("metrics.influxdb", "only Prometheus metrics are supported"),
+    ("metrics.otlp", "only Prometheus metrics are supported"),
 ];
 
 /// The warning for an option no parser took. `flag` says whether it came from the command line
@@ -41,7 +77,9 @@ pub fn warning(key: &str, flag: bool) -> String {
         .collect::<Vec<_>>()
         .join(".");
     for (prefix, why) in KNOWN {
-        let hit = |k: &str| k == prefix || k.starts_with(&format!("{prefix}."));
+        let hit = |k: &str| {
+            k == prefix || k.starts_with(&format!("{prefix}.")) || k.starts_with(&format!("{prefix}["))
+        };
         if hit(&lower) || hit(&generic) {
             return format!("option {shown} is ignored: {why}");
         }

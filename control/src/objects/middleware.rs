@@ -466,8 +466,46 @@ pub struct RateLimit {
     pub burst: Option<i64>,
     /// Source.
     pub source_criterion: Option<SourceCriterion>,
-    /// Redis-backed buckets (not served).
-    pub redis: Option<serde_json::Value>,
+    /// Buckets kept in Redis.
+    pub redis: Option<RateLimitRedis>,
+}
+
+/// `rateLimit.redis` (CRD shape: credentials and TLS material come from Secrets).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RateLimitRedis {
+    /// `host:port` addresses (default `localhost:6379`).
+    pub endpoints: Vec<String>,
+    /// TLS towards Redis.
+    pub tls: Option<ClientTls>,
+    /// Secret with `username` and `password` keys.
+    pub secret: String,
+    /// Database number.
+    pub db: i64,
+    /// Idle connections kept.
+    pub pool_size: i64,
+    /// Idle connections opened ahead of need.
+    pub min_idle_conns: i64,
+    /// Most connections open at once.
+    pub max_active_conns: i64,
+    /// Read timeout: seconds or a Go duration.
+    pub read_timeout: Option<super::meta::IntOrString>,
+    /// Write timeout: seconds or a Go duration.
+    pub write_timeout: Option<super::meta::IntOrString>,
+    /// Dial timeout: seconds or a Go duration.
+    pub dial_timeout: Option<super::meta::IntOrString>,
+}
+
+/// Traefik's CRD `ClientTLS` (used by `rateLimit.redis.tls`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClientTls {
+    /// Secret holding the CA (`tls.ca` or `ca.crt`).
+    pub ca_secret: String,
+    /// Secret holding the client certificate (`tls.crt`, `tls.key`).
+    pub cert_secret: String,
+    /// Skip verification of the server's certificate.
+    pub insecure_skip_verify: bool,
 }
 
 /// `inFlightReq`.

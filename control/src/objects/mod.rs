@@ -9,6 +9,7 @@ mod ingressroutetcp;
 mod ingressrouteudp;
 mod meta;
 pub mod middleware;
+mod node;
 mod secret;
 mod serverstransport;
 mod serverstransporttcp;
@@ -29,6 +30,7 @@ pub use ingressroutetcp::{
 pub use ingressrouteudp::{IngressRouteUdp, IngressRouteUdpSpec, RouteUdp, ServiceUdp};
 pub use meta::{IntOrString, ObjectMeta, DEFAULT_NAMESPACE};
 pub use middleware::{Middleware, MiddlewareSpec, MiddlewareTcp, MiddlewareTcpSpec};
+pub use node::{Node, NodeAddress, NodeStatus, NODE_INTERNAL_IP};
 pub use secret::{Secret, SecretDataError};
 pub use serverstransport::{ForwardingTimeouts, RootCa, ServersTransport, ServersTransportSpec};
 pub use serverstransporttcp::{ServersTransportTcp, ServersTransportTcpSpec, TlsClientConfigTcp};
@@ -79,6 +81,8 @@ pub enum Kind {
     IngressRouteTcp,
     /// `traefik.io/v1alpha1` ServersTransportTCP.
     ServersTransportTcp,
+    /// `v1` Node (for `nodePortLB`).
+    Node,
 }
 
 impl Kind {
@@ -120,6 +124,7 @@ impl Kind {
         match (api_version, kind) {
             ("v1", "Service") => Some(Kind::Service),
             ("v1", "Secret") => Some(Kind::Secret),
+            ("v1", "Node") => Some(Kind::Node),
             ("discovery.k8s.io/v1", "EndpointSlice") => Some(Kind::EndpointSlice),
             ("networking.k8s.io/v1", "Ingress") => Some(Kind::Ingress),
             ("networking.k8s.io/v1", "IngressClass") => Some(Kind::IngressClass),
@@ -146,6 +151,7 @@ impl Kind {
             Kind::IngressClass => "IngressClass",
             Kind::IngressRouteTcp => "IngressRouteTCP",
             Kind::ServersTransportTcp => "ServersTransportTCP",
+            Kind::Node => "Node",
         }
     }
 }
@@ -198,6 +204,8 @@ pub enum Object {
     IngressRouteTcp(IngressRouteTcp),
     /// A ServersTransportTCP.
     ServersTransportTcp(ServersTransportTcp),
+    /// A Node.
+    Node(Node),
 }
 
 impl Object {
@@ -220,6 +228,7 @@ impl Object {
             Object::IngressClass(_) => Kind::IngressClass,
             Object::IngressRouteTcp(_) => Kind::IngressRouteTcp,
             Object::ServersTransportTcp(_) => Kind::ServersTransportTcp,
+            Object::Node(_) => Kind::Node,
         }
     }
 
@@ -242,6 +251,7 @@ impl Object {
             Object::IngressClass(o) => &o.metadata,
             Object::IngressRouteTcp(o) => &o.metadata,
             Object::ServersTransportTcp(o) => &o.metadata,
+            Object::Node(o) => &o.metadata,
         }
     }
 }
@@ -266,6 +276,7 @@ mod tests {
             ("traefik.io/v1alpha1", "Service", None),
             ("v1", "Service", Some(Kind::Service)),
             ("v1", "ConfigMap", None),
+            ("v1", "Node", Some(Kind::Node)),
             ("discovery.k8s.io/v1", "EndpointSlice", Some(Kind::EndpointSlice)),
             ("discovery.k8s.io/v1beta1", "EndpointSlice", None),
             ("apps/v1", "Deployment", None),

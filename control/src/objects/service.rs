@@ -45,6 +45,9 @@ pub struct ServicePort {
     /// Container port.
     #[serde(default)]
     pub target_port: Option<IntOrString>,
+    /// Port on every Node (NodePort and LoadBalancer Services; `nodePortLB` dials it).
+    #[serde(default)]
+    pub node_port: Option<i64>,
     /// `TCP` (default), `UDP`, `SCTP`.
     #[serde(default)]
     pub protocol: Option<String>,

@@ -186,6 +186,14 @@ pub fn watch_specs(config: &StaticConfig) -> Vec<WatchSpec> {
             ));
         }
     }
+    // Nodes (cluster scoped) for `nodePortLB`, once, unless every enabled provider is told to
+    // leave cluster-scoped kinds alone.
+    let crd_nodes = crd && !config.kube.crd_disable_cluster_scope_resources;
+    let ingress_nodes = ingress && !config.ingress.disable_cluster_scope_resources;
+    if crd_nodes || ingress_nodes {
+        let provider = if crd_nodes { Provider::Crd } else { Provider::Ingress };
+        specs.push(spec(resource("", "v1", "Node", "nodes"), Kind::Node, None, provider));
+    }
     specs
 }
 

@@ -292,6 +292,7 @@ fn parse_document(path: &Path, index: usize, doc: Value, out: &mut Vec<Object>, 
         Kind::IngressClass => serde_yaml_ng::from_value(doc).map(Object::IngressClass),
         Kind::IngressRouteTcp => serde_yaml_ng::from_value(doc).map(Object::IngressRouteTcp),
         Kind::ServersTransportTcp => serde_yaml_ng::from_value(doc).map(Object::ServersTransportTcp),
+        Kind::Node => serde_yaml_ng::from_value(doc).map(Object::Node),
         Kind::Untranslated(kind_name) => {
             problems.push(Problem::object(
                 Severity::Info,

@@ -11,8 +11,11 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Quiet time after the last event before reloading.
-pub const QUIET_PERIOD: Duration = Duration::from_millis(50);
+/// Quiet time after the last event before reloading. Short, because it is added to every
+/// isolated change; the events of one editor save or one `kubectl`-style rewrite arrive
+/// within a millisecond of each other, and a burst that pauses longer costs one more reload
+/// (incremental, see `crate::translate::cache`), never a wrong result.
+pub const QUIET_PERIOD: Duration = Duration::from_millis(10);
 /// Longest delay between the first event of a burst and the reload.
 pub const MAX_DELAY: Duration = Duration::from_millis(300);
 

@@ -126,6 +126,40 @@ pub enum TranslateError {
         /// Service name.
         name: String,
     },
+    /// `nodePortLB` on a NodePort Service with `disableClusterScopeResources` (Traefik's words).
+    #[error("service {namespace}/{name}: nodes lookup is disabled (disableClusterScopeResources), needed by nodePortLB")]
+    NodesLookupDisabled {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        name: String,
+    },
+    /// `nodePortLB` on a NodePort Service while no Node is known (Traefik's message).
+    #[error("nodes not found for NodePort service {namespace}/{name}")]
+    NoNodes {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        name: String,
+    },
+    /// `nodePortLB`: Nodes exist but none has an InternalIP address (Traefik's message).
+    #[error("no servers were generated for service {namespace}/{name}")]
+    NoNodeServers {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        name: String,
+    },
+    /// `nodePortLB` on a Service port without a (valid) `nodePort`.
+    #[error("service {namespace}/{name}: port {port} has no nodePort, needed by nodePortLB")]
+    NoNodePort {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        name: String,
+        /// The Service port.
+        port: i64,
+    },
     /// `healthCheck` on a reference to a Service that is not ExternalName.
     #[error("healthCheck allowed only for ExternalName services: {namespace}/{name}")]
     HealthCheckNotAllowed {

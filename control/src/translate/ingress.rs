@@ -573,8 +573,11 @@ fn resolve_service(
         allow_empty_services: config.allow_empty_services,
         allow_external_name_services: config.allow_external_name_services,
         native_lb_by_default: config.native_lb_by_default,
+        nodes_lookup_disabled: config.disable_cluster_scope_resources,
     };
-    let mut resolved = service::resolve(store, namespace, &sref, options).map_err(|e| e.to_string())?;
+    // Traefik's Ingress provider, like its TCP/UDP code, looks at nodePortLB before nativeLB.
+    let mut resolved =
+        service::resolve_node_port_first(store, namespace, &sref, options).map_err(|e| e.to_string())?;
     if let Some(cookie) = &annotations.sticky_cookie {
         resolved.load_balancer.sticky = Some(service::sticky_cookie(cookie, qualified));
     }

@@ -18,48 +18,104 @@ const INGRESS_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 
 /// Translates every route of `ir` into `out`.
 pub fn translate(ir: &IngressRoute, store: &ObjectStore, options: &TranslateOptions, out: &mut Translation) {
+    merge(&translate_object(ir, store, options), out);
+}
+
+/// One IngressRoute translated on its own, before it joins the others' routers and services
+/// ([`merge`]). It depends only on the object, the store and the options, which is what lets
+/// `super::cache` keep it between compiles.
+#[derive(Debug, Clone)]
+pub struct Translated {
+    namespace: String,
+    name: String,
+    /// Set when the object belongs to another controller (nothing else is).
+    ignored: Option<Problem>,
+    routes: Vec<RouteOutcome>,
+    /// Middleware definitions the routes resolved (also those of routes that failed later on).
+    middlewares: std::collections::BTreeMap<String, weir_proto::middleware::Middleware>,
+}
+
+#[derive(Debug, Clone)]
+struct RouteOutcome {
+    index: usize,
+    router_name: String,
+    /// The router and its services, or the reason the route is disabled.
+    result: Result<(Router, Vec<Service>), String>,
+    warnings: Vec<String>,
+}
+
+/// Translates `ir` without looking at any other IngressRoute.
+pub fn translate_object(ir: &IngressRoute, store: &ObjectStore, options: &TranslateOptions) -> Translated {
     let namespace = ir.metadata.namespace();
     let name = ir.metadata.name.as_str();
+    let mut out = Translated {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        ignored: None,
+        routes: Vec::with_capacity(ir.spec.routes.len()),
+        middlewares: Default::default(),
+    };
     if let Some(class) = foreign_ingress_class(ir) {
-        out.problems.push(Problem::object(
+        out.ignored = Some(Problem::object(
             Severity::Info,
             KIND,
             namespace,
             name,
             format!("ingress class `{class}` is not handled by this controller; ignored"),
         ));
-        return;
+        return out;
     }
     for (index, route) in ir.spec.routes.iter().enumerate() {
         let router_name = names::router_name(namespace, name, &route.match_);
+        let mut warnings = Vec::new();
+        let result =
+            translate_route(ir, route, &router_name, store, options, &mut warnings, &mut out.middlewares)
+                .map_err(|e| e.to_string());
+        out.routes.push(RouteOutcome { index, router_name, result, warnings });
+    }
+    out
+}
+
+/// Adds one translated IngressRoute to `out`, after the IngressRoutes before it (in store
+/// order): a later router with the same name, or a later definition of a service, wins.
+pub fn merge(t: &Translated, out: &mut Translation) {
+    if let Some(p) = &t.ignored {
+        out.problems.push(p.clone());
+        return;
+    }
+    for (name, def) in &t.middlewares {
+        // The same name always resolves to the same definition (it comes from the store).
+        out.middlewares.entry(name.clone()).or_insert_with(|| def.clone());
+    }
+    for route in &t.routes {
         let problem = |severity, message| Problem {
             severity,
             subject: Subject::Route {
                 kind: KIND.into(),
-                namespace: namespace.into(),
-                name: name.into(),
-                route: index,
-                router: router_name.clone(),
+                namespace: t.namespace.clone(),
+                name: t.name.clone(),
+                route: route.index,
+                router: route.router_name.clone(),
             },
             message,
         };
-        let mut warnings = Vec::new();
-        match translate_route(ir, route, &router_name, store, options, &mut warnings, &mut out.middlewares) {
+        let mut warnings = route.warnings.clone();
+        match &route.result {
             Ok((router, services)) => {
                 for service in services {
-                    if out.services.get(&service.name).is_some_and(|old| *old != service) {
+                    if out.services.get(&service.name).is_some_and(|old| old != service) {
                         warnings.push(format!(
                             "service {} is also generated, differently, by another route; this route's \
                              definition wins",
                             service.name
                         ));
                     }
-                    out.services.insert(service.name.clone(), service);
+                    out.services.insert(service.name.clone(), service.clone());
                 }
                 // Traefik: two identical rules in one IngressRoute share a router name; the later wins.
-                out.routers.insert(router_name.clone(), router);
+                out.routers.insert(route.router_name.clone(), router.clone());
             }
-            Err(err) => out.problems.push(problem(Severity::Error, err.to_string())),
+            Err(err) => out.problems.push(problem(Severity::Error, err.clone())),
         }
         out.problems.extend(warnings.into_iter().map(|w| problem(Severity::Warning, w)));
     }

@@ -258,9 +258,8 @@ impl Ctx<'_> {
             .ok_or_else(|| format!("MiddlewareTCP {ns}/{} does not exist", r.name))?;
         let spec = &m.spec;
         let kind = if let Some(f) = &spec.in_flight_conn {
-            let amount = u64::try_from(f.amount).ok().filter(|a| *a > 0).ok_or_else(|| {
-                format!("MiddlewareTCP {ns}/{}: inFlightConn.amount must be positive", r.name)
-            })?;
+            let amount = super::middleware::in_flight_conn_amount(f.amount)
+                .map_err(|e| format!("MiddlewareTCP {ns}/{}: {e}", r.name))?;
             TcpMiddlewareKind::InFlightConn { amount }
         } else if let Some(a) = spec.ip_allow_list.as_ref().or(spec.ip_white_list.as_ref()) {
             for range in &a.source_range {
@@ -293,7 +292,7 @@ impl Ctx<'_> {
             node_port_lb: sref.node_port_lb,
             ..ServiceRef::default()
         };
-        let resolved = service::resolve(self.store, namespace, &as_lb, self.options.services)
+        let resolved = service::resolve_node_port_first(self.store, namespace, &as_lb, self.options.services)
             .map_err(|e| e.to_string())?;
         let mut servers = Vec::new();
         for s in &resolved.load_balancer.servers {

@@ -200,7 +200,8 @@ fn resolve(
         node_port_lb: sref.node_port_lb,
         ..ServiceRef::default()
     };
-    let resolved = service::resolve(store, namespace, &as_lb, options.services).map_err(|e| e.to_string())?;
+    let resolved = service::resolve_node_port_first(store, namespace, &as_lb, options.services)
+        .map_err(|e| e.to_string())?;
     let mut servers = Vec::with_capacity(resolved.load_balancer.servers.len());
     for s in &resolved.load_balancer.servers {
         if let Some(host) = &s.hostname {

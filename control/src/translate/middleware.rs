@@ -404,7 +404,7 @@ fn translate(
         }));
     }
     if let Some(r) = &s.rate_limit {
-        return leaf(MiddlewareKind::RateLimit(rate_limit(r)?));
+        return leaf(MiddlewareKind::RateLimit(rate_limit(r, m.metadata.namespace(), store)?));
     }
     if let Some(i) = &s.in_flight_req {
         if i.amount < 0 {
@@ -1013,10 +1013,15 @@ fn compress(c: &objects::middleware::Compress) -> Result<mw::Compress, String> {
     })
 }
 
-fn rate_limit(r: &objects::middleware::RateLimit) -> Result<mw::RateLimit, String> {
-    if r.redis.is_some() {
-        return Err("rateLimit.redis is not supported: weir keeps rate-limit buckets in memory".into());
-    }
+fn rate_limit(
+    r: &objects::middleware::RateLimit,
+    namespace: &str,
+    store: &ObjectStore,
+) -> Result<mw::RateLimit, String> {
+    let redis = match &r.redis {
+        None => None,
+        Some(c) => Some(Box::new(rate_limit_redis(c, namespace, store)?)),
+    };
     let average = r.average.unwrap_or(0);
     if average < 0 {
         return Err(format!("rateLimit.average must be >= 0, got {average}"));
@@ -1034,7 +1039,99 @@ fn rate_limit(r: &objects::middleware::RateLimit) -> Result<mw::RateLimit, Strin
     let period_nanos = if period == 0 { 1_000_000_000 } else { u64::try_from(period).unwrap_or(u64::MAX) };
     let source =
         source_criterion(r.source_criterion.as_ref(), mw::SourceCriterion::Ip(mw::IpStrategy::default()))?;
-    Ok(mw::RateLimit { average, period_nanos, burst: r.burst.unwrap_or(1).max(1), source })
+    Ok(mw::RateLimit { average, period_nanos, burst: r.burst.unwrap_or(1).max(1), source, redis })
+}
+
+/// Traefik's `rateLimit.redis` as its CRD provider fills it: endpoints default to
+/// `localhost:6379`; read/write timeouts default to 3s, and a zero or negative one means none;
+/// the dial timeout defaults to 5s (zero or negative keeps the default); `secret` must hold
+/// both `username` and `password`; TLS material comes from Secrets in the middleware's namespace.
+fn rate_limit_redis(
+    c: &objects::middleware::RateLimitRedis,
+    namespace: &str,
+    store: &ObjectStore,
+) -> Result<mw::RateLimitRedis, String> {
+    const SECOND: u64 = 1_000_000_000;
+    let endpoints =
+        if c.endpoints.is_empty() { vec!["localhost:6379".to_string()] } else { c.endpoints.clone() };
+    for e in &endpoints {
+        let port = e.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+        if !matches!(port, Some((host, Ok(_))) if !host.is_empty()) {
+            return Err(format!("rateLimit.redis.endpoints: {e:?} is not host:port"));
+        }
+    }
+    let timeout = |field: &str, v: &Option<IntOrString>, default: u64| -> Result<Option<u64>, String> {
+        match v {
+            None => Ok(Some(default)),
+            Some(v) => {
+                let n = super::duration::parse_nanos(v)
+                    .ok_or_else(|| format!("invalid rateLimit.redis.{field} {v:?}"))?;
+                Ok(u64::try_from(n).ok().filter(|n| *n > 0))
+            }
+        }
+    };
+    let read_timeout_nanos = timeout("readTimeout", &c.read_timeout, 3 * SECOND)?.unwrap_or(0);
+    let write_timeout_nanos = timeout("writeTimeout", &c.write_timeout, 3 * SECOND)?.unwrap_or(0);
+    let dial_timeout_nanos = timeout("dialTimeout", &c.dial_timeout, 5 * SECOND)?.unwrap_or(5 * SECOND);
+    let count = |field: &str, v: i64| {
+        u32::try_from(v)
+            .map_err(|_| format!("rateLimit.redis.{field} must be between 0 and {}, got {v}", u32::MAX))
+    };
+    if c.db < 0 {
+        return Err(format!("rateLimit.redis.db must be >= 0, got {}", c.db));
+    }
+    let (mut username, mut password) = (String::new(), String::new());
+    if !c.secret.is_empty() {
+        let secret = store
+            .secret(namespace, &c.secret)
+            .ok_or_else(|| format!("secret '{namespace}/{}' not found", c.secret))?;
+        let data = secret.decoded().map_err(|e| format!("secret '{namespace}/{}': {e}", c.secret))?;
+        let (Some(user), Some(pass)) = (data.get("username"), data.get("password")) else {
+            return Err(format!(
+                "secret '{namespace}/{}' must contain both username and password keys",
+                c.secret
+            ));
+        };
+        username = String::from_utf8_lossy(user).into_owned();
+        password = String::from_utf8_lossy(pass).into_owned();
+    }
+    let tls = match &c.tls {
+        None => None,
+        Some(t) => {
+            let mut root_cas = Vec::new();
+            if !t.ca_secret.is_empty() {
+                let ca = super::serverstransport::ca_bundle_secret(store, namespace, &t.ca_secret)
+                    .map_err(|e| format!("failed to load auth ca secret: {e}"))?;
+                root_cas.push(ca);
+            }
+            let certificate = if t.cert_secret.is_empty() {
+                None
+            } else {
+                Some(
+                    super::serverstransport::tls_pair(store, namespace, &t.cert_secret)
+                        .map_err(|e| format!("failed to load auth secret: {e}"))?,
+                )
+            };
+            Some(mw::RateLimitRedisTls {
+                root_cas,
+                certificate,
+                insecure_skip_verify: t.insecure_skip_verify,
+            })
+        }
+    };
+    Ok(mw::RateLimitRedis {
+        endpoints,
+        username,
+        password,
+        db: c.db,
+        tls,
+        pool_size: count("poolSize", c.pool_size)?,
+        min_idle_conns: count("minIdleConns", c.min_idle_conns)?,
+        max_active_conns: count("maxActiveConns", c.max_active_conns)?,
+        read_timeout_nanos,
+        write_timeout_nanos,
+        dial_timeout_nanos,
+    })
 }
 
 /// Traefik's `GetSourceExtractor`: one criterion at most; none set means `default`.
@@ -1063,6 +1160,13 @@ fn known_status(c: u16) -> bool {
     matches!(c, 100..=103 | 200..=208 | 226 | 300..=305 | 307 | 308 | 400..=418 | 421..=426 | 428 | 429 | 431 | 451 | 500..=508 | 510 | 511)
 }
 
+/// `inFlightConn.amount`, checked the same way wherever a MiddlewareTCP is read. Traefik takes
+/// any number and refuses a connection once the client has `amount` open, so 0 refuses every
+/// connection (kept); a negative amount would do the same, and weir calls it a config error.
+pub(super) fn in_flight_conn_amount(amount: i64) -> Result<u64, String> {
+    u64::try_from(amount).map_err(|_| format!("inFlightConn.amount must be >= 0, got {amount}"))
+}
+
 /// Validates a MiddlewareTCP (wiring into TCP routers is W6's).
 fn validate_tcp(spec: &objects::MiddlewareTcpSpec) -> Result<(), String> {
     let set = [spec.in_flight_conn.is_some(), spec.ip_allow_list.is_some(), spec.ip_white_list.is_some()];
@@ -1072,9 +1176,7 @@ fn validate_tcp(spec: &objects::MiddlewareTcpSpec) -> Result<(), String> {
         _ => return Err("multi-types middleware not supported".into()),
     }
     if let Some(c) = &spec.in_flight_conn {
-        if c.amount < 0 {
-            return Err(format!("inFlightConn.amount must be >= 0, got {}", c.amount));
-        }
+        in_flight_conn_amount(c.amount)?;
     }
     for list in [&spec.ip_allow_list, &spec.ip_white_list].into_iter().flatten() {
         if list.source_range.is_empty() {

@@ -2,6 +2,7 @@
 //! per-route problem list. Pure: reads the store and options, touches no IO, logs nothing
 //! except debug detail; `compile` decides what to publish and what to log.
 
+pub mod cache;
 pub mod duration;
 pub mod entrypoints;
 mod error;

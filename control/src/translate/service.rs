@@ -1,7 +1,8 @@
 //! Resolution of one service reference (Traefik's `LoadBalancerSpec`) to the snapshot's
 //! services, as Traefik's CRD provider does it: `kind: Service` becomes a load balancer over
-//! the Service's serving endpoints (or its ClusterIP with `nativeLB`, or its external name
-//! with `allowExternalNameServices`), with the reference's sticky cookie, health check,
+//! the Service's serving endpoints (or its ClusterIP with `nativeLB`, its external name
+//! with `allowExternalNameServices`, or every Node's InternalIP and the port's `nodePort` with
+//! `nodePortLB` on a NodePort Service), with the reference's sticky cookie, health check,
 //! servers transport and flush interval; `kind: TraefikService` is handed to
 //! [`super::traefikservice`].
 
@@ -39,6 +40,9 @@ pub struct ServiceOptions {
     /// Use the ClusterIP unless a reference says `nativeLB: false`
     /// (`--providers.kubernetesCRD.nativeLBByDefault`).
     pub native_lb_by_default: bool,
+    /// `disableClusterScopeResources`: Nodes are not looked up, so `nodePortLB` on a NodePort
+    /// Service is an error (Traefik's `nodes lookup is disabled`).
+    pub nodes_lookup_disabled: bool,
 }
 
 /// Services generated while resolving, by name.
@@ -94,12 +98,34 @@ pub(super) fn resolve_ref_in(
 }
 
 /// Resolves a `kind: Service` reference `sref`, written in an object of namespace
-/// `parent_namespace`.
+/// `parent_namespace`, as Traefik's IngressRoute provider does: `nativeLB` wins over
+/// `nodePortLB` when a reference asks for both.
 pub fn resolve(
     store: &ObjectStore,
     parent_namespace: &str,
     sref: &ServiceRef,
     options: ServiceOptions,
+) -> Result<ResolvedService, TranslateError> {
+    resolve_with(store, parent_namespace, sref, options, false)
+}
+
+/// [`resolve`] for IngressRouteTCP, IngressRouteUDP and Ingress references, where Traefik
+/// looks at `nodePortLB` first: on a NodePort Service it wins over `nativeLB` (and the default).
+pub fn resolve_node_port_first(
+    store: &ObjectStore,
+    parent_namespace: &str,
+    sref: &ServiceRef,
+    options: ServiceOptions,
+) -> Result<ResolvedService, TranslateError> {
+    resolve_with(store, parent_namespace, sref, options, true)
+}
+
+fn resolve_with(
+    store: &ObjectStore,
+    parent_namespace: &str,
+    sref: &ServiceRef,
+    options: ServiceOptions,
+    node_port_first: bool,
 ) -> Result<ResolvedService, TranslateError> {
     let name = sref.name.as_str();
     if name.contains('@') {
@@ -174,7 +200,16 @@ pub fn resolve(
     let service_port_number = u16::try_from(service_port.port)
         .map_err(|_| invalid(name, format!("invalid port {}", service_port.port)))?;
 
-    let servers = if external {
+    // Traefik ignores `nodePortLB` on a Service that is not of type NodePort.
+    let node_port_lb = sref.node_port_lb == Some(true) && service.spec.type_.as_deref() == Some("NodePort");
+    let native_lb = sref.native_lb.unwrap_or(options.native_lb_by_default);
+    let servers = if node_port_lb && (node_port_first || !native_lb) {
+        if options.nodes_lookup_disabled {
+            let (namespace, name) = id();
+            return Err(TranslateError::NodesLookupDisabled { namespace, name });
+        }
+        node_port_servers(store, namespace, name, service_port, scheme)?
+    } else if external {
         if !options.allow_external_name_services {
             let (namespace, name) = id();
             return Err(TranslateError::ExternalName { namespace, name });
@@ -184,7 +219,7 @@ pub fn resolve(
             return Err(invalid(name, "ExternalName service has no externalName"));
         }
         vec![host_server(scheme, host, service_port_number)]
-    } else if sref.native_lb.unwrap_or(options.native_lb_by_default) {
+    } else if native_lb {
         let ip = service
             .spec
             .cluster_ip
@@ -197,9 +232,6 @@ pub fn resolve(
         };
         vec![ip_server(scheme, SocketAddr::new(ip, service_port_number), false)]
     } else {
-        if sref.node_port_lb == Some(true) && service.spec.type_.as_deref() == Some("NodePort") {
-            return Err(invalid(name, "nodePortLB is not supported (weir does not read Nodes)"));
-        }
         endpoint_servers(store, namespace, name, service_port, scheme)
     };
     if servers.is_empty() && !options.allow_empty_services {
@@ -278,6 +310,53 @@ fn endpoint_servers(
         }
     }
     by_address.into_iter().map(|(address, fenced)| ip_server(scheme, address, fenced)).collect()
+}
+
+/// `nodePortLB`: one server per InternalIP address of every Node (sorted by Node name), at the
+/// Service port's `nodePort`. As in Traefik, no Node or no InternalIP is an error even with
+/// `allowEmptyServices` (there is nothing to fall back to). Unlike Traefik, an address two
+/// Nodes share is one server (servers are keyed by address in the data plane).
+fn node_port_servers(
+    store: &ObjectStore,
+    namespace: &str,
+    name: &str,
+    service_port: &ServicePort,
+    scheme: Scheme,
+) -> Result<Vec<Server>, TranslateError> {
+    let id = || (namespace.to_string(), name.to_string());
+    let Some(node_port) = service_port.node_port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0)
+    else {
+        let (namespace, name) = id();
+        return Err(TranslateError::NoNodePort { namespace, name, port: service_port.port });
+    };
+    let mut nodes = store.nodes().peekable();
+    if nodes.peek().is_none() {
+        let (namespace, name) = id();
+        return Err(TranslateError::NoNodes { namespace, name });
+    }
+    let mut servers: Vec<Server> = Vec::new();
+    for node in nodes {
+        for address in node.internal_ips() {
+            match address.parse::<IpAddr>() {
+                Ok(ip) => {
+                    let address = SocketAddr::new(ip, node_port);
+                    if !servers.iter().any(|s| s.address == address) {
+                        servers.push(ip_server(scheme, address, false));
+                    }
+                }
+                Err(_) => tracing::debug!(
+                    node = node.metadata.name,
+                    address,
+                    "node InternalIP is not an IP address; skipped"
+                ),
+            }
+        }
+    }
+    if servers.is_empty() {
+        let (namespace, name) = id();
+        return Err(TranslateError::NoNodeServers { namespace, name });
+    }
+    Ok(servers)
 }
 
 fn ip_server(scheme: Scheme, address: SocketAddr, fenced: bool) -> Server {
@@ -476,3 +555,7 @@ mod tests {
         assert_eq!(s.path.as_deref(), Some("/app"));
     }
 }
+
+#[cfg(test)]
+#[path = "service_nodeport_tests.rs"]
+mod nodeport_tests;

@@ -57,6 +57,14 @@ pub struct Entry<'a> {
     pub request_headers: &'a HeaderMap,
     /// Response headers (only filled when some header is kept).
     pub response_headers: &'a HeaderMap,
+    /// The server's response headers before middlewares (only filled when some header is kept).
+    pub origin_headers: &'a HeaderMap,
+    /// `(TLSVersion, TLSCipher)` when the request arrived over TLS.
+    pub tls: Option<(&'a str, &'a str)>,
+    /// The client certificate's subject (Go's `pkix.Name` string), with mutual TLS.
+    pub tls_client_subject: Option<&'a str>,
+    /// The user an authentication middleware accepted (Traefik's ClientUsername, else `-`).
+    pub client_username: Option<&'a str>,
 }
 
 /// A value in a line.
@@ -117,9 +125,22 @@ fn split_host_port(v: &str) -> (String, String) {
     }
 }
 
-/// RFC 3339 with nanoseconds, UTC (Go's `time.Time` in JSON).
-fn rfc3339_nano(t: SystemTime) -> String {
-    let odt = time::OffsetDateTime::from(t);
+thread_local! {
+    /// The system time zone (`TZ`, else `/etc/localtime`), read once per worker thread.
+    static LOCAL: jiff::tz::TimeZone = jiff::tz::TimeZone::system();
+}
+
+/// The local UTC offset at `t` in seconds (Go's `time.Local`), DST included.
+fn local_offset(t: SystemTime) -> i32 {
+    let Ok(ts) = jiff::Timestamp::try_from(t) else { return 0 };
+    LOCAL.with(|tz| tz.to_offset(ts).seconds())
+}
+
+/// RFC 3339 with nanoseconds (Go's `time.Time` in JSON: `RFC3339Nano`, trailing zeros of the
+/// fraction trimmed, `Z` for a zero offset), at `offset` seconds east of UTC.
+fn rfc3339_nano(t: SystemTime, offset: i32) -> String {
+    let utc_offset = time::UtcOffset::from_whole_seconds(offset).unwrap_or(time::UtcOffset::UTC);
+    let odt = time::OffsetDateTime::from(t).to_offset(utc_offset);
     let frac = odt.nanosecond();
     let mut s = format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
@@ -134,29 +155,40 @@ fn rfc3339_nano(t: SystemTime) -> String {
         let digits = format!("{frac:09}");
         let _ = write!(s, ".{}", digits.trim_end_matches('0'));
     }
-    s.push('Z');
+    zone(offset, &mut s);
     s
+}
+
+/// Go's `Z07:00`.
+fn zone(offset: i32, s: &mut String) {
+    if offset == 0 {
+        s.push('Z');
+    } else {
+        let sign = if offset < 0 { '-' } else { '+' };
+        let abs = offset.unsigned_abs();
+        let _ = write!(s, "{sign}{:02}:{:02}", abs / 3600, abs % 3600 / 60);
+    }
 }
 
 fn nanos(d: Duration) -> i128 {
     i128::try_from(d.as_nanos()).unwrap_or(i128::MAX)
 }
 
-/// The core fields as Traefik names them, before the field filter.
+/// The core fields as Traefik names them, before the field filter. The origin fields exist
+/// only when the request reached a backend (Traefik sets them around its proxy), `GzipRatio`
+/// only when the origin's and the client's sizes differ, TLS fields only over TLS.
 fn core<'a>(e: &'a Entry<'a>) -> Vec<(&'static str, Value<'a>)> {
     let client = e.client_addr.to_string();
     let (client_host, client_port) = split_host_port(&client);
+    let local = local_offset(e.start);
     let mut v: Vec<(&'static str, Value<'a>)> = vec![
         ("ClientAddr", Value::Owned(client)),
         ("ClientHost", e.forwarded_for.map_or(Value::Owned(client_host), Value::Str)),
         ("ClientPort", Value::Owned(client_port)),
-        ("ClientUsername", Value::Str("-")),
+        ("ClientUsername", Value::Str(e.client_username.unwrap_or("-"))),
         ("DownstreamContentSize", Value::Int(i128::from(e.size))),
         ("DownstreamStatus", Value::Int(i128::from(e.status))),
         ("Duration", Value::Int(nanos(e.duration))),
-        ("OriginContentSize", Value::Int(if e.origin_status.is_some() { i128::from(e.size) } else { 0 })),
-        ("OriginDuration", Value::Int(e.origin_duration.map_or(0, nanos))),
-        ("OriginStatus", Value::Int(i128::from(e.origin_status.unwrap_or(0)))),
         ("Overhead", Value::Int(nanos(e.duration.saturating_sub(e.origin_duration.unwrap_or_default())))),
         ("RequestContentSize", Value::Int(i128::from(e.request_size))),
         ("RequestCount", Value::Int(i128::from(e.count))),
@@ -165,10 +197,22 @@ fn core<'a>(e: &'a Entry<'a>) -> Vec<(&'static str, Value<'a>)> {
         ("RequestProtocol", Value::Str(e.protocol)),
         ("RequestScheme", Value::Str(e.scheme)),
         ("RetryAttempts", Value::Int(i128::from(e.retry_attempts))),
-        ("StartLocal", Value::Owned(rfc3339_nano(e.start))),
-        ("StartUTC", Value::Owned(rfc3339_nano(e.start))),
+        ("StartLocal", Value::Owned(rfc3339_nano(e.start, local))),
+        ("StartUTC", Value::Owned(rfc3339_nano(e.start, 0))),
         ("entryPointName", Value::Str(e.entrypoint)),
     ];
+    if let Some(status) = e.origin_status {
+        v.push(("OriginContentSize", Value::Int(i128::from(e.size))));
+        v.push(("OriginDuration", Value::Int(e.origin_duration.map_or(0, nanos))));
+        v.push(("OriginStatus", Value::Int(i128::from(status))));
+    }
+    if let Some((version, cipher)) = e.tls {
+        v.push(("TLSVersion", Value::Str(version)));
+        v.push(("TLSCipher", Value::Str(cipher)));
+    }
+    if let Some(subject) = e.tls_client_subject {
+        v.push(("TLSClientSubject", Value::Str(subject)));
+    }
     if let Some(host) = e.host.filter(|h| !h.is_empty()) {
         let (h, p) = split_host_port(host);
         v.push(("RequestAddr", Value::Str(host)));
@@ -213,6 +257,7 @@ pub fn write_line(format: AccessLogFormat, fields: &AccessLogFields, e: &Entry<'
             let core = core(e);
             let mut extra = Vec::new();
             headers(fields, e.request_headers, "request_", &mut extra);
+            headers(fields, e.origin_headers, "origin_", &mut extra);
             headers(fields, e.response_headers, "downstream_", &mut extra);
             json(&core, &extra, &|name: &str| keep(fields, name), e, out)
         }
@@ -255,7 +300,12 @@ fn clf(format: AccessLogFormat, fields: &AccessLogFields, e: &Entry<'_>, out: &m
             let _ = write!(out, "{}", e.client_addr.ip());
         }
     }
-    out.extend_from_slice(b" - - [");
+    out.extend_from_slice(b" - ");
+    match e.client_username.filter(|_| kept("ClientUsername")) {
+        Some(user) => put(out, user, false),
+        None => out.push(b'-'),
+    }
+    out.extend_from_slice(b" [");
     if kept("StartUTC") {
         const MONTHS: [&str; 12] =
             ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -365,9 +415,12 @@ fn json(
     }
     pairs.push(("level", "\"info\"".into()));
     pairs.push(("msg", "\"\"".into()));
+    // logrus stamps the entry when it is written, in local time, to the second (`RFC3339`).
     let now = e.start + e.duration;
-    let time = rfc3339_nano(now);
-    let time = time.split_once('.').map_or(time.clone(), |(secs, _)| format!("{secs}Z"));
+    let whole = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(now, |d| std::time::UNIX_EPOCH + Duration::from_secs(d.as_secs()));
+    let time = rfc3339_nano(whole, local_offset(now));
     pairs.push(("time", format!("\"{time}\"")));
     pairs.sort_by(|a, b| a.0.cmp(b.0));
     let mut line = String::from("{");

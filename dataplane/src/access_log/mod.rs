@@ -5,6 +5,7 @@
 //! makes every worker reopen its file (log rotation).
 
 pub mod format;
+pub mod subject;
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;

@@ -17,15 +17,19 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers. `TE: trailers` survives on requests, as Go's proxy keeps it.
 pub fn strip(headers: &mut HeaderMap, is_request: bool) {
-    if let Some(conn) = headers.get(header::CONNECTION) {
+    // Most messages carry none of these: one pass over the names (comparisons of standard
+    // header ids) is cheaper than nine hashed removals of absent headers.
+    if !headers.keys().any(|k| *k == header::TE || HOP_BY_HOP.contains(k)) {
+        return;
+    }
+    // The value is cloned (a reference count) so that the names it lists can be removed while
+    // it is read; names are looked up as written (case-insensitively), never copied.
+    if let Some(conn) = headers.get(header::CONNECTION).cloned() {
         if let Ok(list) = conn.to_str() {
-            let named: Vec<HeaderName> = list
-                .split(',')
-                .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-                .filter(|n| !super::forwarded::is_managed(n))
-                .collect();
-            for n in named {
-                headers.remove(n);
+            for n in list.split(',').map(str::trim) {
+                if !n.is_empty() && !super::forwarded::is_managed(n) {
+                    headers.remove(n);
+                }
             }
         }
     }
@@ -48,7 +52,7 @@ mod tests {
     fn strips() {
         let mut h = HeaderMap::new();
         for (k, v) in [
-            ("connection", "close, x-secret, x-forwarded-for"),
+            ("connection", "close, X-Secret, X-Forwarded-For, , bad name"),
             ("x-secret", "1"),
             ("x-forwarded-for", "1.2.3.4"),
             ("keep-alive", "timeout=5"),
@@ -63,5 +67,20 @@ mod tests {
         names.sort();
         assert_eq!(names, ["te", "x-forwarded-for", "x-kept"]);
         assert_eq!(h["te"], "trailers");
+    }
+
+    #[test]
+    fn keeps_end_to_end_headers() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [("host", "a"), ("accept", "*/*"), ("x-kept", "yes"), ("x-kept", "twice")] {
+            h.append(k, v.parse().expect("valid value"));
+        }
+        let before = h.clone();
+        strip(&mut h, true);
+        assert_eq!(h, before);
+        // Only `TE: trailers` survives of a TE header, also without any other hop-by-hop header.
+        h.append("te", "gzip".parse().expect("valid value"));
+        strip(&mut h, true);
+        assert_eq!(h, before);
     }
 }

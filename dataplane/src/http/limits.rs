@@ -18,6 +18,7 @@ use monoio::io::poll_io::{AsyncRead, AsyncWrite, ReadBuf};
 use weir_proto::entrypoint::{EntryPointOptions, UnderscoreHeaders};
 
 use super::body::Body;
+use super::head_check;
 
 /// What the connection is doing, shared by its IO, its service and its watchdog.
 #[derive(Debug)]
@@ -26,6 +27,10 @@ pub struct Activity {
     last_io: Cell<Instant>,
     /// When the first byte of a request head arrived, while that head is being read.
     head_since: Cell<Option<Instant>>,
+    /// When the head of the request in flight started to arrive.
+    request_since: Cell<Instant>,
+    /// An HTTP/1.1 request body is still arriving (from [`head_check::Framing`]).
+    body_pending: Cell<bool>,
     in_flight: Cell<u32>,
     requests: Cell<u64>,
 }
@@ -38,6 +43,8 @@ impl Activity {
             started: now,
             last_io: Cell::new(now),
             head_since: Cell::new(None),
+            request_since: Cell::new(now),
+            body_pending: Cell::new(false),
             in_flight: Cell::new(0),
             requests: Cell::new(0),
         })
@@ -61,7 +68,7 @@ impl Activity {
     /// A request's head is in: it is in flight until the returned guard drops. Also says
     /// whether the response must close the connection (keep-alive limits).
     pub fn request(self: &Rc<Self>, opts: &EntryPointOptions) -> (InFlight, bool) {
-        self.head_since.set(None);
+        self.request_since.set(self.head_since.take().unwrap_or_else(Instant::now));
         self.in_flight.set(self.in_flight.get() + 1);
         let n = self.requests.get() + 1;
         self.requests.set(n);
@@ -73,10 +80,13 @@ impl Activity {
 
     /// When the connection must be closed, given the options, if nothing happens before.
     fn deadline(&self, opts: &EntryPointOptions, h2: bool) -> Option<Instant> {
-        if self.in_flight.get() > 0 {
-            return None;
-        }
         let ms = Duration::from_millis;
+        if self.in_flight.get() > 0 {
+            // Traefik's readTimeout covers the whole request, body included: a body still
+            // arriving that long after its head started closes the connection (slow uploads).
+            return (self.body_pending.get() && opts.read_timeout_ms > 0)
+                .then(|| self.request_since.get() + ms(opts.read_timeout_ms));
+        }
         if let (Some(since), false) = (self.head_since.get(), h2) {
             if opts.read_timeout_ms > 0 {
                 return Some(since + ms(opts.read_timeout_ms));
@@ -196,17 +206,19 @@ pub fn close_after(resp: &mut Response<Body>) {
     resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
-/// An IO that reports its traffic to an [`Activity`].
+/// An IO that reports its traffic to an [`Activity`] and passes what it reads through the
+/// connection's [`head_check::Framing`] before hyper sees it.
 #[derive(Debug)]
 pub struct Tracked<T> {
     inner: T,
     activity: Rc<Activity>,
+    framing: head_check::Framing,
 }
 
 impl<T> Tracked<T> {
-    /// `inner`, reporting to `activity`.
-    pub fn new(inner: T, activity: Rc<Activity>) -> Tracked<T> {
-        Tracked { inner, activity }
+    /// `inner`, reporting to `activity`, its reads checked by `framing`.
+    pub fn new(inner: T, activity: Rc<Activity>, framing: head_check::Framing) -> Tracked<T> {
+        Tracked { inner, activity, framing }
     }
 }
 
@@ -220,7 +232,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         let this = &mut *self;
         let out = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = out {
-            this.activity.read(buf.filled().len() - before);
+            let read = &mut buf.filled_mut()[before..];
+            if this.framing.scan(read) {
+                tracing::debug!("request head refused before parsing (smuggling vector)");
+            }
+            this.activity.body_pending.set(this.framing.body_pending());
+            this.activity.read(read.len());
         }
         out
     }
@@ -294,6 +311,16 @@ mod tests {
         let (guard, close) = a.request(&opts);
         assert!(!close);
         assert_eq!(a.deadline(&opts, false), None, "busy connections are not timed out");
+        drop(guard);
+        // A body still arriving is bounded by readTimeout from its head's first byte.
+        let b = Activity::new();
+        b.read(10);
+        let (guard, _) = b.request(&opts);
+        b.body_pending.set(true);
+        let body = b.deadline(&opts, false).expect("body deadline");
+        assert!(body <= Instant::now() + Duration::from_millis(1000), "counted from the head");
+        b.body_pending.set(false);
+        assert_eq!(b.deadline(&opts, false), None, "body complete: the response may take its time");
         drop(guard);
         let limited = EntryPointOptions { keep_alive_max_requests: 2, ..Default::default() };
         assert!(a.request(&limited).1, "second request reaches the limit");

@@ -1,9 +1,11 @@
-//! Per-worker pool of upstream connections. HTTP/1.1 connections return to the pool only once
-//! hyper says they can take the next request (the previous response body was read to the
-//! end), at most `maxIdleConnsPerHost` per server, and are closed after `idleConnTimeout`
-//! unused; a pooled connection the backend closed meanwhile is detected when the request comes
-//! back unsent, and the request goes out on a fresh connection instead. HTTP/2 connections
-//! (h2c, or TLS with ALPN h2) are shared by all requests to the server while they live.
+//! Per-worker pool of upstream connections. An HTTP/1.1 connection is parked in the pool when
+//! its response head arrives and is taken again only once hyper says it can carry the next
+//! request (the previous response body was read to the end) — no task waits for that. At most
+//! `maxIdleConnsPerHost` are parked per server, and idle ones are closed after
+//! `idleConnTimeout`; a pooled connection the backend closed meanwhile is detected when the
+//! request comes back unsent, and the request goes out on a fresh connection instead. HTTP/2
+//! connections (h2c, or TLS with ALPN h2) are shared by all requests to the server while they
+//! live. Looking a connection up allocates nothing.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -102,28 +104,53 @@ pub enum Sender {
     H2(http2::SendRequest<UpstreamBody>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Which pooled connections may carry a request. The transport is compared by identity (a
+/// connection made under an older configuration of a transport is never reused); for `https`
+/// the TLS server name is compared too, in the pooled entry, so that a lookup allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
-    transport: String,
+    transport: usize,
     addr: SocketAddr,
     scheme: Scheme,
-    host: String,
 }
 
-/// A live HTTP/2 connection and the transport it was made with.
-type Shared = (http2::SendRequest<UpstreamBody>, Arc<Transport>);
+impl Key {
+    fn new(target: &Target<'_>) -> Key {
+        Key { transport: Arc::as_ptr(target.transport) as usize, addr: target.addr, scheme: target.scheme }
+    }
+}
 
+/// The TLS server name a connection to `target` is made with; empty for cleartext, where any
+/// connection to the address will do.
+fn tls_name<'a>(target: &Target<'a>) -> &'a str {
+    if target.scheme == Scheme::Https {
+        target.transport.server_name(target.host)
+    } else {
+        ""
+    }
+}
+
+/// A live HTTP/2 connection.
+struct Shared {
+    sender: http2::SendRequest<UpstreamBody>,
+    transport: Arc<Transport>,
+    name: Box<str>,
+}
+
+/// An HTTP/1.1 connection parked in the pool: idle, or still delivering its last response
+/// body (it becomes ready by itself once that body was read to the end).
 struct Idle {
     sender: http1::SendRequest<UpstreamBody>,
     since: Instant,
     transport: Arc<Transport>,
+    name: Box<str>,
 }
 
 /// Upstream connections of one worker.
 #[derive(Default)]
 pub struct Pool {
     idle: RefCell<HashMap<Key, Vec<Idle>>>,
-    h2: RefCell<HashMap<Key, Shared>>,
+    h2: RefCell<HashMap<Key, Vec<Shared>>>,
     sweeping: Cell<bool>,
 }
 
@@ -148,27 +175,23 @@ impl Pool {
         target: &Target<'_>,
         mut req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, SendError> {
-        let key = Key {
-            transport: target.transport.name.clone(),
-            addr: target.addr,
-            scheme: target.scheme,
-            host: target.transport.server_name(target.host).to_string(),
-        };
+        let key = Key::new(target);
+        let name = tls_name(target);
         let addr = target.addr;
         let header_timeout = target.transport.response_header_timeout;
         let fail = |error| SendError { error, request: None };
         let http = |source| SendError { error: UpstreamError::Http { addr, source }, request: None };
-        if let Some(mut sender) = self.take_h2(&key, target.transport) {
+        if let Some(mut sender) = self.take_h2(&key, target.transport, name) {
             to_h2(&mut req, target);
             return with_timeout(header_timeout, addr, sender.send_request(req))
                 .await
                 .map_err(fail)?
                 .map_err(http);
         }
-        while let Some(mut sender) = self.take(&key, target.transport) {
-            match with_timeout(header_timeout, addr, try_send(&mut sender, req)).await {
+        while let Some(mut conn) = self.take(&key, target.transport, name) {
+            match with_timeout(header_timeout, addr, try_send(&mut conn.sender, req)).await {
                 Ok(Ok(resp)) => {
-                    self.recycle(key, sender, Arc::clone(target.transport));
+                    self.park(key, conn);
                     return Ok(resp);
                 }
                 // The pooled connection was dead before the request left: try the next one.
@@ -177,13 +200,21 @@ impl Pool {
                 Err(e) => return Err(fail(e)),
             }
         }
-        let sender = match target.transport.connect(target.addr, target.scheme, target.host).await {
+        // Boxed: connecting (TCP, TLS, HTTP handshakes) is rare on keep-alive and its future is
+        // large; inline it would grow every request's future, which hyper moves several times.
+        let connect = Box::pin(target.transport.connect(target.addr, target.scheme, target.host));
+        let sender = match connect.await {
             Ok(s) => s,
             Err(error) => return Err(SendError { error, request: Some(req) }),
         };
         match sender {
             Sender::H2(mut sender) => {
-                self.h2.borrow_mut().insert(key, (sender.clone(), Arc::clone(target.transport)));
+                let shared = Shared {
+                    sender: sender.clone(),
+                    transport: Arc::clone(target.transport),
+                    name: name.into(),
+                };
+                self.h2.borrow_mut().entry(key).or_default().push(shared);
                 self.start_sweeper();
                 to_h2(&mut req, target);
                 with_timeout(header_timeout, addr, sender.send_request(req))
@@ -196,60 +227,68 @@ impl Pool {
                     .await
                     .map_err(fail)?
                     .map_err(http)?;
-                self.recycle(key, sender, Arc::clone(target.transport));
+                let conn = Idle {
+                    sender,
+                    since: Instant::now(),
+                    transport: Arc::clone(target.transport),
+                    name: name.into(),
+                };
+                self.park(key, conn);
                 Ok(resp)
             }
         }
     }
 
-    fn take_h2(&self, key: &Key, transport: &Arc<Transport>) -> Option<http2::SendRequest<UpstreamBody>> {
+    fn take_h2(
+        &self,
+        key: &Key,
+        transport: &Arc<Transport>,
+        name: &str,
+    ) -> Option<http2::SendRequest<UpstreamBody>> {
         let mut h2 = self.h2.borrow_mut();
-        match h2.get(key) {
-            Some((s, t)) if !s.is_closed() && Arc::ptr_eq(t, transport) => Some(s.clone()),
-            Some(_) => {
-                h2.remove(key);
-                None
-            }
-            None => None,
-        }
+        let list = h2.get_mut(key)?;
+        list.retain(|c| !c.sender.is_closed() && Arc::ptr_eq(&c.transport, transport));
+        list.iter().find(|c| *c.name == *name).map(|c| c.sender.clone())
     }
 
-    fn take(&self, key: &Key, transport: &Arc<Transport>) -> Option<http1::SendRequest<UpstreamBody>> {
+    /// The most recently parked ready connection for `key`; closed (or outdated) ones are
+    /// dropped on the way, busy ones stay parked.
+    fn take(&self, key: &Key, transport: &Arc<Transport>, name: &str) -> Option<Idle> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(key)?;
-        while let Some(i) = list.pop() {
+        let mut i = list.len();
+        while i > 0 {
+            i -= 1;
+            let c = &list[i];
             // A connection made under an older configuration of the transport is not reused.
-            if i.sender.is_ready() && Arc::ptr_eq(&i.transport, transport) {
-                return Some(i.sender);
+            if c.sender.is_closed() || !Arc::ptr_eq(&c.transport, transport) {
+                list.swap_remove(i);
+            } else if c.sender.is_ready() && *c.name == *name {
+                return Some(list.swap_remove(i));
             }
         }
         None
     }
 
-    fn recycle(
-        self: &Rc<Self>,
-        key: Key,
-        mut sender: http1::SendRequest<UpstreamBody>,
-        transport: Arc<Transport>,
-    ) {
-        if transport.max_idle == 0 {
+    /// Parks a connection whose response head just arrived. It is not ready before its body
+    /// was read to the end; `take` skips it until then (hyper flips its readiness itself), so
+    /// no task waits for it. At most `maxIdleConnsPerHost` are parked per server.
+    fn park(self: &Rc<Self>, key: Key, mut conn: Idle) {
+        let max = conn.transport.max_idle;
+        if max == 0 {
             return;
         }
-        let pool = Rc::clone(self);
-        monoio::spawn(async move {
-            if sender.ready().await.is_ok() {
-                let max = transport.max_idle;
-                {
-                    let mut idle = pool.idle.borrow_mut();
-                    let list = idle.entry(key).or_default();
-                    list.retain(|i| !i.sender.is_closed());
-                    if list.len() < max {
-                        list.push(Idle { sender, since: Instant::now(), transport });
-                    }
-                }
-                pool.start_sweeper();
+        conn.since = Instant::now();
+        {
+            let mut idle = self.idle.borrow_mut();
+            let list = idle.entry(key).or_default();
+            list.retain(|i| !i.sender.is_closed());
+            if list.len() >= max {
+                return;
             }
-        });
+            list.push(conn);
+        }
+        self.start_sweeper();
     }
 
     /// Closes idle connections older than their transport's `idleConnTimeout` (dropping the
@@ -265,13 +304,23 @@ impl Pool {
                 let Some(pool) = pool.upgrade() else { return };
                 let now = Instant::now();
                 pool.idle.borrow_mut().retain(|_, list| {
-                    list.retain(|i| {
-                        !i.sender.is_closed()
-                            && i.transport.idle_timeout.is_none_or(|t| now.duration_since(i.since) < t)
+                    list.retain_mut(|i| {
+                        if i.sender.is_closed() {
+                            return false;
+                        }
+                        if !i.sender.is_ready() {
+                            // Still delivering a response: its idle time starts once it is done.
+                            i.since = now;
+                            return true;
+                        }
+                        i.transport.idle_timeout.is_none_or(|t| now.duration_since(i.since) < t)
                     });
                     !list.is_empty()
                 });
-                pool.h2.borrow_mut().retain(|_, (s, _)| !s.is_closed());
+                pool.h2.borrow_mut().retain(|_, list| {
+                    list.retain(|c| !c.sender.is_closed());
+                    !list.is_empty()
+                });
             }
         });
     }

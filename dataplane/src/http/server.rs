@@ -162,7 +162,8 @@ async fn handshake<T: AsyncRead + AsyncWrite + Unpin>(
         Ok(stream) => {
             // Kept for PassTLSClientCert (and whatever else reads the client's identity).
             let peer_certs = stream.get_ref().1.peer_certificates().map_or_else(|| Arc::from([]), Arc::from);
-            Some((stream, TlsConn { option: selected.option, server_name, peer_certs }))
+            let (version, cipher) = crate::metrics::tls::labels(stream.get_ref().1);
+            Some((stream, TlsConn { option: selected.option, server_name, peer_certs, version, cipher }))
         }
         Err(e) => {
             tracing::debug!(entrypoint, ?server_name, "TLS handshake failed: {e}");
@@ -197,7 +198,9 @@ async fn serve_http<T>(
         .map(|e| Arc::clone(&e.options))
         .unwrap_or_default();
     let activity = limits::Activity::new();
-    let io = limits::Tracked::new(io, Rc::clone(&activity));
+    // HTTP/1.1 bytes go through the pre-parse head checks (bare LF, two framings, ...).
+    let framing = if h2 { super::head_check::Framing::off() } else { super::head_check::Framing::new() };
+    let io = limits::Tracked::new(io, Rc::clone(&activity), framing);
     let (opts_svc, activity_svc) = (Arc::clone(&opts), Rc::clone(&activity));
     // HTTP/1.1 connections may be switched (WebSocket): their requests carry the connection's
     // id, under which the upstream side of a switched request waits.
@@ -214,7 +217,13 @@ async fn serve_http<T>(
         }
         let guard = busy_svc.enter();
         let (in_flight, close) = activity_svc.request(&opts_svc);
-        let answer = match limits::check(&opts_svc, &mut req) {
+        // An absolute-form target naming another host than `Host` is refused first (W10).
+        let refused =
+            match super::head_check::check_target(req.version(), req.method(), req.uri(), req.headers()) {
+                Err(refusal) => Some(refusal.response()),
+                Ok(()) => limits::check(&opts_svc, &mut req),
+            };
+        let answer = match refused {
             Some(refused) => Err(refused),
             None => Ok(crate::http::proxy::handle(Rc::clone(&worker), Rc::clone(&entrypoint), peer, req)),
         };

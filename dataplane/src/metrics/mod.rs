@@ -3,8 +3,10 @@
 //! reaches one worker, which asks every other worker for a copy of its counters over a channel
 //! (see `scrape`), merges them and renders the text exposition (`render`).
 
+pub mod ebpf;
 mod render;
 mod scrape;
+pub mod tls;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -126,6 +128,9 @@ impl Series {
 /// Series of one owner (entrypoint, router or service) by labels.
 pub type SeriesMap = HashMap<Labels, Series>;
 
+/// TLS request counts of one owner by `(tls_version, tls_cipher)`.
+pub type TlsCounts = HashMap<tls::TlsLabels, u64>;
+
 /// One worker's counters; also the merged view a scrape renders.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counters {
@@ -139,6 +144,12 @@ pub struct Counters {
     pub open_connections: HashMap<Box<str>, i64>,
     /// Retries by service.
     pub retries: HashMap<Box<str>, u64>,
+    /// Requests that arrived over TLS, by entrypoint, then `(tls_version, tls_cipher)`.
+    pub entrypoints_tls: HashMap<Box<str>, TlsCounts>,
+    /// The same by router, then by its service.
+    pub routers_tls: HashMap<Box<str>, HashMap<Box<str>, TlsCounts>>,
+    /// The same by service.
+    pub services_tls: HashMap<Box<str>, TlsCounts>,
     /// Requests served by this worker (`weir_worker_requests_total`), by worker index.
     pub worker_requests: HashMap<usize, u64>,
     /// Open connections by worker index (`weir_worker_open_connections`).
@@ -166,6 +177,19 @@ impl Counters {
         }
         for (service, n) in &other.retries {
             *self.retries.entry(service.clone()).or_default() += n;
+        }
+        fn merge_tls(into: &mut HashMap<Box<str>, TlsCounts>, from: &HashMap<Box<str>, TlsCounts>) {
+            for (name, counts) in from {
+                let target = into.entry(name.clone()).or_default();
+                for (labels, n) in counts {
+                    *target.entry(*labels).or_default() += n;
+                }
+            }
+        }
+        merge_tls(&mut self.entrypoints_tls, &other.entrypoints_tls);
+        merge_tls(&mut self.services_tls, &other.services_tls);
+        for (router, by_service) in &other.routers_tls {
+            merge_tls(self.routers_tls.entry(router.clone()).or_default(), by_service);
         }
         for (w, n) in &other.worker_requests {
             *self.worker_requests.entry(*w).or_default() += n;
@@ -195,6 +219,8 @@ pub struct Exchange<'a> {
     pub response_bytes: u64,
     /// Retries the Retry middleware made (`traefik_service_retries_total`).
     pub retries: u32,
+    /// Version and cipher when the request arrived over TLS (`*_requests_tls_total`).
+    pub tls: Option<tls::TlsLabels>,
 }
 
 /// A worker's metrics state.
@@ -213,6 +239,32 @@ fn series<'m>(map: &'m mut HashMap<Box<str>, SeriesMap>, name: &str, labels: &La
         by_labels.insert(labels.clone(), Series::default());
     }
     by_labels.get_mut(labels).unwrap_or_else(|| unreachable!("inserted above"))
+}
+
+/// `+1` on `map[name][labels]`, allocating the name only the first time it is seen.
+fn bump_tls(map: &mut HashMap<Box<str>, TlsCounts>, name: &str, labels: tls::TlsLabels) {
+    let counts = match map.get_mut(name) {
+        Some(_) => map.get_mut(name).unwrap_or_else(|| unreachable!("present: just looked up")),
+        None => map.entry(name.into()).or_default(),
+    };
+    *counts.entry(labels).or_default() += 1;
+}
+
+/// Traefik counts TLS requests at each level its labels are enabled for, like the others.
+fn count_tls(c: &mut Counters, ex: &Exchange<'_>, labels: tls::TlsLabels, config: &Prometheus) {
+    if config.add_entry_points_labels {
+        bump_tls(&mut c.entrypoints_tls, ex.entrypoint, labels);
+    }
+    if let (Some(router), Some(service), true) = (ex.router, ex.service, config.add_routers_labels) {
+        let by_service = match c.routers_tls.get_mut(router) {
+            Some(_) => c.routers_tls.get_mut(router).unwrap_or_else(|| unreachable!("present")),
+            None => c.routers_tls.entry(router.into()).or_default(),
+        };
+        bump_tls(by_service, service, labels);
+    }
+    if let (Some(service), true) = (ex.service, config.add_services_labels) {
+        bump_tls(&mut c.services_tls, service, labels);
+    }
 }
 
 impl WorkerMetrics {
@@ -235,6 +287,9 @@ impl WorkerMetrics {
                 None => c.routers.entry(router.into()).or_default(),
             };
             series(by_service, service, &ex.labels).observe(bounds, ex);
+        }
+        if let Some(labels) = ex.tls {
+            count_tls(&mut c, ex, labels, config);
         }
         if let (Some(service), true) = (ex.service, config.add_services_labels) {
             series(&mut c.services, service, &ex.labels).observe(bounds, ex);
@@ -276,7 +331,7 @@ pub fn response(generation: &crate::worker::Generation) -> http::Response<crate:
     let gauges = gauges(generation);
     let text = Box::pin(async move {
         let counters = gather().await;
-        bytes::Bytes::from(render(&config, &counters, &gauges))
+        bytes::Bytes::from(render(&config, &counters, &gauges) + &ebpf::render().await)
     });
     let mut resp = http::Response::new(crate::http::Body::local(GatheredBody { text: Some(text) }));
     resp.headers_mut().insert(
@@ -329,6 +384,12 @@ fn gauges(generation: &crate::worker::Generation) -> render::Gauges {
             }
         }
     }
+    g.certs = table
+        .tls
+        .cert_expiries
+        .iter()
+        .map(|e| (e.cn.clone(), e.serial.clone(), e.sans.clone(), e.not_after))
+        .collect();
     g
 }
 

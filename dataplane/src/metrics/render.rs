@@ -190,6 +190,28 @@ const SERVICE_HELPS: [&str; 4] = [
     "The total size of responses in bytes returned by a service, partitioned by status code, protocol, and method.",
 ];
 
+const TLS_HELPS: [&str; 3] = [
+    "How many HTTP requests over TLS an entrypoint processed, partitioned by TLS version and cipher.",
+    "How many HTTP requests over TLS a router processed, partitioned by service, TLS version and cipher.",
+    "How many HTTP requests over TLS a service processed, partitioned by TLS version and cipher.",
+];
+
+/// One owner's `*_requests_tls_total` samples.
+fn render_tls(
+    out: &mut Out,
+    name: &str,
+    help: &'static str,
+    owner: &[(&'static str, String)],
+    counts: &super::TlsCounts,
+) {
+    for ((version, cipher), n) in counts {
+        let mut pairs = owner.to_vec();
+        pairs.push(("tls_version", (*version).to_string()));
+        pairs.push(("tls_cipher", (*cipher).to_string()));
+        out.sample(name, "counter", help, label_set(pairs), go_float(*n as f64));
+    }
+}
+
 fn sorted<V>(map: &std::collections::HashMap<Box<str>, V>) -> Vec<(&str, &V)> {
     let mut v: Vec<(&str, &V)> = map.iter().map(|(k, v)| (&**k, v)).collect();
     v.sort_by(|a, b| a.0.cmp(b.0));
@@ -231,6 +253,29 @@ pub fn render(config: &Prometheus, c: &Counters, gauges: &Gauges) -> String {
                 owner: vec![("entrypoint", std::borrow::Cow::Borrowed(ep))],
             };
             render_scope(&mut out, config, &scope, series);
+        }
+    }
+    if config.add_entry_points_labels {
+        for (ep, counts) in sorted(&c.entrypoints_tls) {
+            let owner = vec![("entrypoint", ep.to_string())];
+            render_tls(&mut out, "traefik_entrypoint_requests_tls_total", TLS_HELPS[0], &owner, counts);
+        }
+    }
+    if config.add_routers_labels {
+        for (router, by_service) in sorted(&c.routers_tls) {
+            for (service, counts) in sorted(by_service) {
+                let owner = vec![
+                    ("router", qualified(router).into_owned()),
+                    ("service", qualified(service).into_owned()),
+                ];
+                render_tls(&mut out, "traefik_router_requests_tls_total", TLS_HELPS[1], &owner, counts);
+            }
+        }
+    }
+    if config.add_services_labels {
+        for (service, counts) in sorted(&c.services_tls) {
+            let owner = vec![("service", qualified(service).into_owned())];
+            render_tls(&mut out, "traefik_service_requests_tls_total", TLS_HELPS[2], &owner, counts);
         }
     }
     if config.add_routers_labels {

@@ -22,6 +22,7 @@ fn exchange<'a>(
         request_bytes: 3,
         response_bytes: 10,
         retries: 0,
+        tls: None,
     }
 }
 

@@ -70,7 +70,7 @@ impl BasicAuth {
         if self.remove_header {
             ex.headers.remove(header::AUTHORIZATION);
         }
-        Outcome::Next
+        Outcome::NextWith(super::Hook::Authenticated(user))
     }
 }
 

@@ -170,7 +170,7 @@ impl DigestAuth {
         if self.remove_header {
             ex.headers.remove(header::AUTHORIZATION);
         }
-        Outcome::Next
+        Outcome::NextWith(super::Hook::Authenticated(user))
     }
 
     fn challenge(&self, stale: bool) -> http::Response<Body> {

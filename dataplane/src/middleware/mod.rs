@@ -23,12 +23,14 @@ pub mod ip_allow_list;
 pub mod pass_tls_client_cert;
 pub mod path_rewrite;
 pub mod rate_limit;
+pub mod rate_limit_redis;
 pub mod redirect;
+pub mod redis_client;
 pub mod retry;
+pub mod shared;
 pub mod source;
 pub mod url;
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -178,7 +180,7 @@ impl Compiled {
             Compiled::DigestAuth(m) => m.request(ex, &state.digest_nonces),
             Compiled::CircuitBreaker(m) => {
                 let now = Instant::now();
-                if m.allow(&mut state.breakers.borrow_mut(), now) {
+                if m.allow(&state.limits.breakers, now) {
                     Outcome::NextWith(Hook::Breaker(now))
                 } else {
                     Outcome::Respond(status_text(m.code))
@@ -192,7 +194,19 @@ impl Compiled {
                 Err(resp) => Outcome::Respond(resp),
             },
             Compiled::RateLimit(m) => {
-                let decision = m.decide(ex, &mut state.buckets.borrow_mut(), Instant::now());
+                let decision = match m.redis() {
+                    None => m.decide(ex, &state.limits, Instant::now()),
+                    Some(redis) => match m.decide_redis(redis, ex, &state.redis).await {
+                        Ok(d) => d,
+                        Err(e) => {
+                            tracing::error!("rate limit: could not insert/update bucket: {e}");
+                            return Outcome::Respond(go_error(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "Could not insert/update bucket",
+                            ));
+                        }
+                    },
+                };
                 match decision {
                     rate_limit::Decision::After(wait) => {
                         if !wait.is_zero() {
@@ -205,7 +219,7 @@ impl Compiled {
                     }
                 }
             }
-            Compiled::InFlightReq(m) => match m.acquire(ex, &state.in_flight) {
+            Compiled::InFlightReq(m) => match m.acquire(ex, &state.limits) {
                 Ok(guard) => Outcome::NextWith(Hook::InFlight(guard)),
                 Err(resp) => Outcome::Respond(*resp),
             },
@@ -220,14 +234,17 @@ impl Compiled {
             }
             (Compiled::CircuitBreaker(m), Hook::Breaker(start)) => {
                 let now = Instant::now();
-                let mut breakers = cx.worker.middleware_state.breakers.borrow_mut();
-                m.record(&mut breakers, resp.status().as_u16(), now.saturating_duration_since(start), now);
+                let breakers = &cx.worker.middleware_state.limits.breakers;
+                m.record(breakers, resp.status().as_u16(), now.saturating_duration_since(start), now);
             }
             (Compiled::Headers(m), Hook::Headers(state)) => m.response(&state, resp.headers_mut()),
             (Compiled::Buffering(m), Hook::Buffering) => return m.response(resp).await,
             (Compiled::Compress(m), Hook::Compress(encoding)) => return m.response(encoding, resp).await,
             (Compiled::GrpcWeb(m), Hook::GrpcWeb(state)) => return m.response(state, resp),
             (_, Hook::ContentType { head }) => return content_type::sniff(resp, head).await,
+            (_, Hook::Authenticated(user)) => {
+                resp.extensions_mut().insert(crate::observe::ClientUsername(user));
+            }
             (_, Hook::InFlight(guard)) => {
                 return resp.map(|inner| Body::local(in_flight::Guarded { inner, guard }));
             }
@@ -237,18 +254,17 @@ impl Compiled {
     }
 }
 
-/// A worker's mutable middleware state, kept across snapshots (keyed by middleware name), never
-/// shared between workers.
+/// A worker's mutable middleware state, kept across snapshots (keyed by middleware name). The
+/// counters Traefik keeps per process (RateLimit, InFlightReq, CircuitBreaker) are in `limits`,
+/// shared by every worker; the rest is the worker's own.
 #[derive(Debug, Default)]
 pub struct WorkerState {
-    /// RateLimit buckets.
-    pub buckets: RefCell<rate_limit::Buckets>,
-    /// InFlightReq counts.
-    pub in_flight: in_flight::Counts,
+    /// RateLimit buckets, InFlightReq counts and CircuitBreaker states of the instance.
+    pub limits: std::sync::Arc<shared::SharedLimits>,
+    /// Connections to the Redis of RateLimits with `redis`.
+    pub redis: redis_client::Pools,
     /// DigestAuth nonce counts.
     pub digest_nonces: digest_auth::NonceCounts,
-    /// CircuitBreaker states.
-    pub breakers: RefCell<circuit_breaker::Breakers>,
 }
 
 /// The request as middlewares see and change it.
@@ -320,6 +336,8 @@ pub enum Hook {
     Breaker(Instant),
     /// GrpcWeb: how to turn the gRPC response back into gRPC-Web.
     GrpcWeb(grpc_web::ResponseState),
+    /// BasicAuth / DigestAuth: the accepted user, for the access log's ClientUsername.
+    Authenticated(String),
 }
 
 /// What middlewares reach beyond the request: the worker (its state, its pool) and the

@@ -3,13 +3,17 @@
 //! served; a longer wait answers 429 with `Retry-After` (whole seconds, rounded up),
 //! `X-Retry-In` (Go's duration text) and the body `Too Many Requests`.
 //!
-//! State is per worker (no locks on the request path): each worker keeps its own buckets,
-//! keyed by middleware name and source, each with the **full** configured average and burst.
-//! A client on one connection sees exactly Traefik's limits; traffic spread over N workers can
-//! reach up to N × average. Dividing the rate instead would refuse requests Traefik serves
-//! whenever a client's connections land unevenly on the workers. See docs/architecture.md.
+//! With `redis` set the buckets live in Redis instead, shared by every worker and instance:
+//! see `rate_limit_redis.rs` (the script) and `redis_client.rs` (the connections).
+//!
+//! In-memory buckets are shared by every worker (`shared::SharedLimits`), so the limit holds for
+//! the whole instance however the kernel spreads connections. A bucket is one `AtomicU64` holding
+//! its theoretical arrival time (GCRA): a reservation is one CAS that moves it by one emission
+//! interval, which takes the same decisions as the token count of `x/time/rate` (tokens at `now`
+//! = burst − (TAT − now)/interval, capped at burst when TAT ≤ now). A refused reservation is
+//! simply not stored, which is Traefik's cancellation. See docs/architecture.md.
 
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,6 +21,7 @@ use http::{HeaderValue, StatusCode};
 
 use weir_proto::middleware as cfg;
 
+use super::shared::{self, SharedLimits};
 use super::source::Source;
 use super::{body, Exchange};
 use crate::http::Body;
@@ -35,18 +40,20 @@ pub struct RateLimit {
     /// Idle time after which a bucket is forgotten.
     ttl: Duration,
     source: Source,
+    /// Buckets kept in Redis rather than in the worker.
+    redis: Option<std::sync::Arc<super::redis_client::Settings>>,
 }
 
-/// One source's bucket.
-#[derive(Debug, Clone, Copy)]
+/// One bucket on its own (tests and the Redis script's cross-check): the instance's buckets are
+/// the atomics of `SharedLimits::buckets`.
+#[derive(Debug)]
 pub struct Bucket {
-    tokens: f64,
-    last: Instant,
-    used: Instant,
+    base: Instant,
+    tat: AtomicU64,
 }
 
-/// Buckets of every RateLimit on this worker, by (middleware name, source).
-pub type Buckets = HashMap<(String, String), Bucket>;
+/// How often at most a full table is swept for full (forgettable) buckets.
+const SWEEP_EVERY_NANOS: u64 = 100_000_000;
 
 /// What the limiter decided for one request.
 #[derive(Debug, PartialEq)]
@@ -83,37 +90,119 @@ impl RateLimit {
             max_delay,
             ttl: Duration::from_secs(ttl_secs),
             source: Source::new(&c.source)?,
+            redis: match &c.redis {
+                None => None,
+                Some(r) => Some(std::sync::Arc::new(super::redis_client::Settings::new(r)?)),
+            },
         })
     }
 
-    /// Decides for the request at `now`, taking a token from its bucket when it is served.
-    pub fn decide(&self, ex: &Exchange<'_>, buckets: &mut Buckets, now: Instant) -> Decision {
+    /// The Redis settings when the buckets are kept in Redis.
+    pub fn redis(&self) -> Option<&std::sync::Arc<super::redis_client::Settings>> {
+        self.redis.as_ref()
+    }
+
+    /// Decides for the request with the bucket kept in Redis (`pools`: the worker's). A Redis
+    /// failure is `Err`, answered like Traefik: 500 "Could not insert/update bucket".
+    pub async fn decide_redis(
+        &self,
+        settings: &std::sync::Arc<super::redis_client::Settings>,
+        ex: &Exchange<'_>,
+        pools: &super::redis_client::Pools,
+    ) -> Result<Decision, super::redis_client::RedisError> {
+        if self.rate <= 0.0 {
+            return Ok(Decision::After(Duration::ZERO));
+        }
+        let key = super::rate_limit_redis::key(&self.name, &self.source.key(ex));
+        let wait = pools.get(&self.name, settings).allow(&key, &self.redis_params()).await?;
+        Ok(self.judge(wait))
+    }
+
+    /// The parameters the Redis script takes.
+    pub fn redis_params(&self) -> super::rate_limit_redis::Params {
+        super::rate_limit_redis::Params {
+            rate: self.rate,
+            burst: self.burst as i64,
+            ttl: self.ttl,
+            max_delay: self.max_delay,
+        }
+    }
+
+    /// Traefik: a wait above maxDelay is refused, a shorter one is served after it.
+    pub fn judge(&self, wait: Duration) -> Decision {
+        if wait > self.max_delay {
+            Decision::Refuse(wait)
+        } else {
+            Decision::After(wait)
+        }
+    }
+
+    /// A full bucket, as a new source gets.
+    pub fn new_bucket(&self, now: Instant) -> Bucket {
+        Bucket { base: now, tat: AtomicU64::new(0) }
+    }
+
+    /// Decides for the request at `now`, taking a token from its instance-wide bucket when it is
+    /// served.
+    pub fn decide(&self, ex: &Exchange<'_>, limits: &SharedLimits, now: Instant) -> Decision {
         if self.rate <= 0.0 {
             return Decision::After(Duration::ZERO);
         }
-        let key = (self.name.clone(), self.source.key(ex));
-        if buckets.len() >= MAX_SOURCES && !buckets.contains_key(&key) {
-            buckets.retain(|_, b| now.saturating_duration_since(b.used) < self.ttl);
+        let key = shared::key(&self.name, &self.source.key(ex));
+        let now_ns = limits.nanos(now);
+        // The clock is read again after each load of the TAT: a worker preempted between taking
+        // `now` and its CAS would otherwise be judged at a stale time, later than the TAT other
+        // workers moved meanwhile, and refused a request Traefik serves.
+        let clock = || limits.nanos(Instant::now()).max(now_ns);
+        let buckets = limits.buckets.pin();
+        if let Some(tat) = buckets.get(&key) {
+            return self.reserve_at(tat, clock);
         }
-        let bucket = buckets.entry(key).or_insert(Bucket { tokens: self.burst, last: now, used: now });
-        bucket.used = now;
-        self.reserve(bucket, now)
+        if buckets.len() >= MAX_SOURCES {
+            // A bucket whose TAT has passed is full: forgetting it changes no decision. One
+            // worker sweeps at a time, at most every SWEEP_EVERY_NANOS, so a flood of new
+            // sources does not make every request walk the table.
+            let next = limits.next_sweep.load(Ordering::Relaxed);
+            if now_ns >= next
+                && limits
+                    .next_sweep
+                    .compare_exchange(next, now_ns + SWEEP_EVERY_NANOS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                buckets.retain(|_, tat| tat.load(Ordering::Relaxed) > now_ns);
+            }
+        }
+        let tat = buckets.get_or_insert_with(key, || AtomicU64::new(0));
+        self.reserve_at(tat, clock)
     }
 
-    /// `rate.Limiter.Reserve` then Traefik's maxDelay check (a refused reservation is cancelled).
+    /// `rate.Limiter.Reserve` then Traefik's maxDelay check, on a lone bucket (`&mut`: a lone
+    /// bucket has one owner, as the Redis script's cross-check uses it).
     pub fn reserve(&self, b: &mut Bucket, now: Instant) -> Decision {
-        let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
-        let tokens = (b.tokens + elapsed * self.rate).min(self.burst) - 1.0;
-        let wait = if tokens < 0.0 { Duration::from_secs_f64(-tokens / self.rate) } else { Duration::ZERO };
-        if now > b.last {
-            b.last = now;
+        let now_ns = u64::try_from(now.saturating_duration_since(b.base).as_nanos()).unwrap_or(u64::MAX);
+        self.reserve_at(&b.tat, || now_ns)
+    }
+
+    /// The reservation on a TAT (ns): a CAS loop, lost only to a concurrent request of the same
+    /// source. `clock` (ns) is read after each load of the TAT. A refused reservation leaves the
+    /// TAT untouched (Traefik cancels it).
+    fn reserve_at(&self, tat: &AtomicU64, clock: impl Fn() -> u64) -> Decision {
+        let interval = 1e9 / self.rate;
+        let burst_span = self.burst * interval;
+        let mut current = tat.load(Ordering::Acquire);
+        loop {
+            let now_ns = clock();
+            let next = current.max(now_ns) as f64 + interval;
+            let wait_ns = next - now_ns as f64 - burst_span;
+            let wait = if wait_ns > 0.0 { Duration::from_nanos(wait_ns as u64) } else { Duration::ZERO };
+            if wait > self.max_delay {
+                return Decision::Refuse(wait);
+            }
+            match tat.compare_exchange_weak(current, next as u64, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Decision::After(wait),
+                Err(seen) => current = seen,
+            }
         }
-        if wait > self.max_delay {
-            b.tokens = tokens + 1.0;
-            return Decision::Refuse(wait);
-        }
-        b.tokens = tokens;
-        Decision::After(wait)
     }
 }
 
@@ -171,6 +260,7 @@ mod tests {
                 period_nanos: period_ms * 1_000_000,
                 burst,
                 source: cfg::SourceCriterion::RequestHost,
+                redis: None,
             },
         )
         .expect("valid")
@@ -226,7 +316,7 @@ mod tests {
         for (name, average, period, burst, at, want) in cases {
             let l = limiter(average, period, burst);
             let start = Instant::now();
-            let mut b = Bucket { tokens: l.burst, last: start, used: start };
+            let mut b = l.new_bucket(start);
             let got: Vec<Decision> = at.iter().map(|t| l.reserve(&mut b, start + ms(*t))).collect();
             let rounded: Vec<Decision> = got
                 .into_iter()
@@ -237,6 +327,34 @@ mod tests {
                 .collect();
             assert_eq!(rounded, want, "case {name}");
         }
+    }
+
+    /// Workers racing on one bucket: the CAS loop lets exactly the burst through at one instant,
+    /// then exactly one more per emission interval.
+    #[test]
+    fn shared_bucket_holds_across_threads() {
+        let l = std::sync::Arc::new(limiter(100, 1000, 5));
+        let limits = std::sync::Arc::new(SharedLimits::default());
+        let now = limits.base + Duration::from_secs(1);
+        let served = |at: Instant| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let (l, limits) = (l.clone(), limits.clone());
+                    std::thread::spawn(move || {
+                        let bucket = limits.buckets.pin();
+                        let tat = bucket.get_or_insert_with(shared::key("ns-rl", "h"), || AtomicU64::new(0));
+                        (0..1000)
+                            .filter(|_| {
+                                l.reserve_at(tat, || limits.nanos(at)) == Decision::After(Duration::ZERO)
+                            })
+                            .count()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("thread")).sum::<usize>()
+        };
+        assert_eq!(served(now), 5, "the burst, once for all threads");
+        assert_eq!(served(now + Duration::from_millis(30)), 3, "100/s refills 3 in 30 ms");
     }
 
     #[test]

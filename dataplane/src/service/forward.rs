@@ -54,6 +54,7 @@ pub async fn forward(
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     );
     let mut retried = false;
+    let forward_start = std::time::Instant::now();
     let result = loop {
         let Service::LoadBalancer(lb) = &services[lb_id] else {
             break Err(UpstreamError::Unresolved { url: String::new() });
@@ -114,10 +115,15 @@ pub async fn forward(
                 resp.headers_mut().append(SET_COOKIE, cookie);
             }
             // The access log names the server that answered (Traefik's ServiceURL).
-            if generation.table.observability.access_log.is_some() {
-                let at = std::time::Instant::now();
-                let served = crate::observe::ServedBy { service: lb_id, server: index, at };
+            if let Some(log) = &generation.table.observability.access_log {
+                let status = resp.status().as_u16();
+                let served =
+                    crate::observe::ServedBy { service: lb_id, server: index, at: forward_start, status };
                 resp.extensions_mut().insert(served);
+                if crate::access_log::format::wants_headers(&log.fields) {
+                    let origin = crate::observe::OriginHeaders(resp.headers().clone());
+                    resp.extensions_mut().insert(origin);
+                }
             }
             resp.map(Body::from)
         }
@@ -138,6 +144,13 @@ pub async fn forward(
             };
             // The Retry middleware retries only what never reached a backend.
             resp.extensions_mut().insert(UpstreamFailure { before_sending });
+            // Traefik's proxy writes this answer itself: the access log has origin fields.
+            if generation.table.observability.access_log.is_some() {
+                let status = resp.status().as_u16();
+                let served =
+                    crate::observe::ServedBy { service: lb_id, server: index, at: forward_start, status };
+                resp.extensions_mut().insert(served);
+            }
             resp
         }
     }
@@ -174,8 +187,12 @@ async fn mirror_copy(
     (mirror_body, max): (bool, i64),
 ) -> Result<MirrorCopy, ()> {
     let (parts, body) = std::mem::replace(req, Request::new(UpstreamBody::Full(None))).into_parts();
-    let head = parts.clone();
+    let mut head = parts.clone();
     if !mirror_body {
+        // The copy goes without the body, so it must not announce one: a kept Content-Length
+        // would leave the mirror waiting for bytes that never come.
+        head.headers.remove(http::header::CONTENT_LENGTH);
+        head.headers.remove(http::header::TRANSFER_ENCODING);
         *req = Request::from_parts(parts, body);
         return Ok(Some((head, Bytes::new())));
     }

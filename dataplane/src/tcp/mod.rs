@@ -6,6 +6,7 @@
 pub mod conn;
 pub mod proxy;
 pub mod router;
+pub mod sockmap;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -27,7 +27,15 @@ fn splice_enabled() -> bool {
 }
 
 /// Proxies between two plain sockets; returns (client → server, server → client) byte counts.
-pub async fn plain(client: TcpStream, server: TcpStream, termination_delay: Option<Duration>) -> (u64, u64) {
+pub async fn plain(
+    client: TcpStream,
+    mut server: TcpStream,
+    termination_delay: Option<Duration>,
+) -> (u64, u64) {
+    // --experimental.sockmap: the kernel moves the bytes; None when it is off or refused.
+    if let Some(moved) = super::sockmap::splice(&client, &mut server, termination_delay).await {
+        return moved;
+    }
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
     both(one_way(cr, sw), one_way(sr, cw), termination_delay).await

@@ -56,6 +56,10 @@ pub struct TlsConn {
     pub server_name: Option<Arc<str>>,
     /// The certificate chain the client presented (leaf first; empty when it sent none).
     pub peer_certs: Arc<[CertificateDer<'static>]>,
+    /// Negotiated version as Traefik labels it (`1.2`, `1.3`), for metrics and access logs.
+    pub version: &'static str,
+    /// Negotiated cipher suite under Go's name (`TLS_AES_128_GCM_SHA256`).
+    pub cipher: &'static str,
 }
 
 /// One TLS option, ready or refused.
@@ -81,6 +85,8 @@ pub struct TlsTable {
     options: HashMap<Arc<str>, OptionState>,
     default_option: Option<Arc<str>>,
     entrypoints: HashMap<String, EntryPointSni>,
+    /// Expiry of every configured certificate (`traefik_tls_certs_not_after`).
+    pub cert_expiries: Vec<crate::metrics::tls::CertExpiry>,
 }
 
 impl std::fmt::Debug for TlsTable {
@@ -243,7 +249,8 @@ impl Cache {
             entrypoints.insert(ep.entrypoint.clone(), sni);
         }
         let default_option = Some(intern(DEFAULT_TLS_OPTION));
-        let table = Arc::new(TlsTable { options, default_option, entrypoints });
+        let cert_expiries = crate::metrics::tls::expiries(tls);
+        let table = Arc::new(TlsTable { options, default_option, entrypoints, cert_expiries });
         self.keys = keys;
         self.last = Some((tls.clone(), Arc::clone(&table)));
         Ok(table)

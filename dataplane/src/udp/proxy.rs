@@ -3,25 +3,34 @@
 //! loop. Replies leave through the listener socket, which is bound to the entrypoint address,
 //! so the client sees them come from the address it sent to. The decisions (which flow, which
 //! backend, when a flow ends) are [`super::flows`] and [`super::table`]; this only moves bytes.
+//!
+//! Datagrams move in batches ([`super::batch`]): when a socket is readable (a monoio readiness
+//! wait), one `recvmmsg` takes everything queued, and each flow's datagrams of the batch leave
+//! together in arrival order (one GSO send for same-size runs, else one `sendmmsg`), so a busy
+//! entrypoint costs a few system calls per batch instead of two io_uring operations per datagram.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use futures_util::future::{select, Either};
-use monoio::io::{CancelHandle, Canceller};
 use monoio::net::udp::UdpSocket;
+use socket2::SockAddr;
 
+use super::batch::{self, RecvBatch, BATCH};
 use super::flows::{FlowTable, Lookup};
 use super::table::{Balancer, ServiceTree, UdpEntry, UdpTable};
-use super::{MAX_DATAGRAM, MAX_FLOWS_PER_WORKER};
+use super::MAX_FLOWS_PER_WORKER;
 
-/// Reply buffers kept for reuse per entrypoint (more are freed after use).
-const POOLED_BUFFERS: usize = 16;
+/// Reply batches kept for reuse per entrypoint (one is enough unless replies wait for a full
+/// socket buffer; more are freed after use).
+const POOLED_BATCHES: usize = 2;
 
 /// The UDP part of a worker's `Apply`.
 pub struct UdpApply {
@@ -41,17 +50,15 @@ pub struct WorkerUdp {
 
 struct Running {
     entry: Rc<Entry>,
-    /// Stops the receive loop.
-    receive: Canceller,
+    /// Dropping it stops the receive loop.
+    _receive: oneshot::Sender<()>,
     /// Dropping it stops the sweeper.
     _sweeper: oneshot::Sender<()>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.entry.closed.set(true);
-        std::mem::take(&mut self.receive).cancel();
-        // Ends every reply loop (each flow's drop cancels its loop).
+        // Ends every reply loop (each flow's drop stops its loop).
         let fresh = FlowTable::new(self.entry.timeout, MAX_FLOWS_PER_WORKER);
         drop(std::mem::replace(&mut *self.entry.flows.borrow_mut(), fresh));
     }
@@ -68,11 +75,11 @@ impl WorkerUdp {
             match UdpSocket::from_std(std_socket) {
                 Ok(socket) => {
                     let entry = Rc::new(Entry::new(spec, socket));
-                    let receive = Canceller::new();
+                    let (receive, receive_stop) = oneshot::channel();
                     let (sweeper, sweeper_stop) = oneshot::channel();
-                    monoio::spawn(receive_loop(Rc::clone(&entry), receive.handle()));
+                    monoio::spawn(receive_loop(Rc::clone(&entry), receive_stop));
                     monoio::spawn(sweep_loop(Rc::clone(&entry), sweeper_stop));
-                    self.running.insert(name, Running { entry, receive, _sweeper: sweeper });
+                    self.running.insert(name, Running { entry, _receive: receive, _sweeper: sweeper });
                 }
                 Err(e) => tracing::error!(worker, entrypoint = %name, "cannot use UDP socket: {e}"),
             }
@@ -85,16 +92,25 @@ impl WorkerUdp {
     }
 }
 
+/// The GSO limit a new flow starts with: any size, or none when `WEIR_UDP_GSO=off` (every
+/// batch then leaves with `sendmmsg`), to compare or to work around a kernel that mishandles GSO.
+fn gso_start() -> usize {
+    static START: OnceLock<usize> = OnceLock::new();
+    *START.get_or_init(|| match std::env::var("WEIR_UDP_GSO") {
+        Ok(v) if v == "off" => 0,
+        _ => batch::GSO_UNTRIED,
+    })
+}
+
 /// One UDP entrypoint on one worker.
 struct Entry {
     name: Rc<str>,
-    /// Set when the entrypoint closes on this worker (the receive loop then ends).
-    closed: std::cell::Cell<bool>,
     timeout: Duration,
     listener: UdpSocket,
     flows: RefCell<FlowTable<Flow>>,
     route: RefCell<Option<Route>>,
-    buffers: RefCell<Vec<Vec<u8>>>,
+    /// Batches for backend replies, reused.
+    reply_batches: RefCell<Vec<Box<RecvBatch>>>,
 }
 
 struct Route {
@@ -103,29 +119,29 @@ struct Route {
     balancer: Balancer,
 }
 
-/// A client's session: its connected upstream socket. Dropping it ends the reply loop.
+/// A client's session. Dropping it ends the reply loop, which closes the upstream socket.
 struct Flow {
-    upstream: Rc<UdpSocket>,
-    reply: Canceller,
+    upstream: Rc<Upstream>,
     _stop: oneshot::Sender<()>,
 }
 
-impl Drop for Flow {
-    fn drop(&mut self) {
-        std::mem::take(&mut self.reply).cancel();
-    }
+/// A flow's socket connected to its backend, and the GSO segment sizes each way's route has
+/// not refused ([`batch::send`]; a route that refuses them limits this flow only).
+struct Upstream {
+    socket: UdpSocket,
+    gso_to_backend: Cell<usize>,
+    gso_to_client: Cell<usize>,
 }
 
 impl Entry {
     fn new(spec: &UdpEntry, listener: UdpSocket) -> Entry {
         let entry = Entry {
             name: Rc::from(spec.name.as_str()),
-            closed: std::cell::Cell::new(false),
             timeout: spec.timeout,
             listener,
             flows: RefCell::new(FlowTable::new(spec.timeout, MAX_FLOWS_PER_WORKER)),
             route: RefCell::new(None),
-            buffers: RefCell::new(Vec::new()),
+            reply_batches: RefCell::new(Vec::new()),
         };
         entry.set_route(spec);
         entry
@@ -148,35 +164,39 @@ impl Entry {
         }
     }
 
-    fn buffer(&self) -> Vec<u8> {
-        self.buffers.borrow_mut().pop().unwrap_or_else(|| Vec::with_capacity(MAX_DATAGRAM))
+    fn reply_batch(&self) -> Box<RecvBatch> {
+        self.reply_batches.borrow_mut().pop().unwrap_or_else(RecvBatch::new)
     }
 
-    fn recycle(&self, buf: Vec<u8>) {
-        let mut pool = self.buffers.borrow_mut();
-        if pool.len() < POOLED_BUFFERS {
-            pool.push(buf);
+    fn recycle(&self, batch: Box<RecvBatch>) {
+        let mut pool = self.reply_batches.borrow_mut();
+        if pool.len() < POOLED_BATCHES {
+            pool.push(batch);
         }
     }
 
-    /// The upstream socket of `peer`'s flow, opening a flow (and picking a backend) when it
-    /// has none; `None` drops the datagram (no router, no server, no socket).
-    fn upstream_for(self: &Rc<Self>, peer: SocketAddr, now: Instant) -> Option<Rc<UdpSocket>> {
+    /// The upstream of `peer`'s flow, opening a flow (and picking a backend) when it has none;
+    /// `None` drops the datagram (no router, no server, no socket).
+    fn upstream_for(self: &Rc<Self>, peer: SocketAddr, now: Instant) -> Option<Rc<Upstream>> {
         if let Lookup::Live(flow) = self.flows.borrow_mut().lookup(peer, now) {
             return Some(Rc::clone(&flow.upstream));
         }
         let backend = self.route.borrow_mut().as_mut()?.balancer.pick()?;
-        let upstream = match connect(backend) {
-            Ok(s) => Rc::new(s),
+        let socket = match connect(backend) {
+            Ok(s) => s,
             Err(e) => {
                 tracing::debug!(entrypoint = %self.name, %backend, "cannot open a UDP flow: {e}");
                 return None;
             }
         };
-        let reply = Canceller::new();
+        let upstream = Rc::new(Upstream {
+            socket,
+            gso_to_backend: Cell::new(gso_start()),
+            gso_to_client: Cell::new(gso_start()),
+        });
         let (stop_tx, stop_rx) = oneshot::channel();
-        monoio::spawn(reply_loop(Rc::clone(self), peer, Rc::clone(&upstream), reply.handle(), stop_rx));
-        let flow = Flow { upstream: Rc::clone(&upstream), reply, _stop: stop_tx };
+        monoio::spawn(reply_loop(Rc::clone(self), peer, Rc::clone(&upstream), stop_rx));
+        let flow = Flow { upstream: Rc::clone(&upstream), _stop: stop_tx };
         // The evicted flow (the table was full) is dropped here, which closes it.
         drop(self.flows.borrow_mut().insert(peer, flow, now));
         Some(upstream)
@@ -192,64 +212,141 @@ fn connect(backend: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(s)
 }
 
-/// Client datagrams → their flow's upstream socket.
-async fn receive_loop(entry: Rc<Entry>, cancel: CancelHandle) {
-    let mut buf = Vec::with_capacity(MAX_DATAGRAM);
+/// Waits until `socket` is readable; `false` when `stop` fired (or its sender went away).
+async fn readable_or_stop(socket: &UdpSocket, stop: &mut oneshot::Receiver<()>) -> bool {
+    // Not relaxed: the reads are ours (recvmmsg), so the legacy driver must ask the kernel
+    // rather than trust readiness it saw earlier.
+    let readable = std::pin::pin!(socket.readable(false));
+    match select(readable, stop).await {
+        Either::Left((Ok(()), _)) => true,
+        Either::Left((Err(e), _)) => {
+            // Not expected from a poll; pause so an error that persists cannot spin.
+            tracing::debug!("UDP readiness: {e}");
+            monoio::time::sleep(Duration::from_millis(1)).await;
+            true
+        }
+        Either::Right(_) => false,
+    }
+}
+
+/// Sends `datagrams` in order through `socket` (to `dest`, or its connected peer), waiting
+/// when its buffer is full. A datagram the kernel refuses (typically ECONNREFUSED reported
+/// for an earlier one) is lost, as UDP loses it, as Traefik does.
+async fn send_all(
+    socket: &UdpSocket,
+    dest: Option<&SockAddr>,
+    datagrams: &[&[u8]],
+    gso: &Cell<usize>,
+    what: &str,
+) {
+    let fd = socket.as_raw_fd();
+    let mut done = 0;
+    while done < datagrams.len() {
+        match batch::send(fd, dest, &datagrams[done..], gso) {
+            Ok(n) => done += n.max(1),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if let Err(e) = socket.writable(false).await {
+                    tracing::debug!("{what}: waiting to send: {e}");
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::debug!("{what}: {e}");
+                done += 1;
+            }
+        }
+    }
+}
+
+/// Client datagrams → their flow's upstream socket, a batch at a time.
+async fn receive_loop(entry: Rc<Entry>, mut stop: oneshot::Receiver<()>) {
+    let mut batch = RecvBatch::new();
+    let mut targets: Vec<Option<Rc<Upstream>>> = Vec::with_capacity(BATCH);
+    let fd = entry.listener.as_raw_fd();
+    let what = format!("UDP entrypoint {}: send upstream", entry.name);
     loop {
-        let (res, b) = entry.listener.cancelable_recv_from(buf, cancel.clone()).await;
-        buf = b;
-        let peer = match res {
-            Ok((_, peer)) => peer,
-            Err(_) if entry.closed.get() => return,
+        // Waiting for readiness after every batch, even a full one, is also what lets the
+        // worker's other tasks run under a flood.
+        if !readable_or_stop(&entry.listener, &mut stop).await {
+            return;
+        }
+        let n = match batch.recv(fd) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => continue,
             Err(e) => {
                 tracing::debug!(entrypoint = %entry.name, "UDP receive: {e}");
                 monoio::time::sleep(Duration::from_millis(1)).await;
                 continue;
             }
         };
-        let Some(upstream) = entry.upstream_for(peer, Instant::now()) else { continue };
-        let (res, b) = upstream.send(buf).await;
-        buf = b;
-        if let Err(e) = res {
-            // Typically ECONNREFUSED reported for an earlier datagram: UDP loses it, as Traefik does.
-            tracing::debug!(entrypoint = %entry.name, %peer, "UDP send upstream: {e}");
+        // One clock read per batch: the datagrams of a batch arrived together.
+        let now = Instant::now();
+        targets.clear();
+        targets.extend((0..n).map(|i| batch.source(i).and_then(|peer| entry.upstream_for(peer, now))));
+        // Each flow's datagrams together, in the order they arrived.
+        for i in 0..n {
+            let Some(upstream) = targets[i].take() else { continue };
+            let mut group: [&[u8]; BATCH] = [&[]; BATCH];
+            group[0] = batch.datagram(i);
+            let mut len = 1;
+            for (j, target) in targets.iter_mut().enumerate().skip(i + 1) {
+                if target.as_ref().is_some_and(|t| Rc::ptr_eq(t, &upstream)) {
+                    *target = None;
+                    group[len] = batch.datagram(j);
+                    len += 1;
+                }
+            }
+            send_all(&upstream.socket, None, &group[..len], &upstream.gso_to_backend, &what).await;
         }
     }
 }
 
-/// Backend datagrams → the client, through the listener socket.
+/// Backend datagrams → the client, through the listener socket, a batch at a time.
 async fn reply_loop(
     entry: Rc<Entry>,
     peer: SocketAddr,
-    upstream: Rc<UdpSocket>,
-    cancel: CancelHandle,
+    upstream: Rc<Upstream>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let dest = SockAddr::from(peer);
+    let fd = upstream.socket.as_raw_fd();
+    let what = format!("UDP entrypoint {}: send to client {peer}", entry.name);
     loop {
-        // Wait for data without holding a buffer, so idle flows cost no buffer memory.
-        let readable = std::pin::pin!(upstream.readable(true));
-        match select(readable, &mut stop).await {
-            Either::Left((Ok(()), _)) => {}
-            Either::Left((Err(_), _)) | Either::Right(_) => return,
+        // Wait without holding a batch, so idle flows cost no buffer memory.
+        if !readable_or_stop(&upstream.socket, &mut stop).await {
+            return;
         }
-        let (res, buf) = upstream.cancelable_recv(entry.buffer(), cancel.clone()).await;
-        match res {
-            Ok(_) => {
-                entry.flows.borrow_mut().touch(peer, Instant::now());
-                let (res, buf) = entry.listener.send_to(buf, peer).await;
-                entry.recycle(buf);
-                if let Err(e) = res {
-                    tracing::debug!(entrypoint = %entry.name, %peer, "UDP send to client: {e}");
+        let mut batch = entry.reply_batch();
+        let ended = loop {
+            let n = match batch.recv(fd) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+                // The backend's port was closed (ICMP) for an earlier datagram: later ones may
+                // find it open again. The error is consumed; read on.
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::Interrupted) =>
+                {
+                    continue
                 }
+                Err(e) => {
+                    tracing::debug!(entrypoint = %entry.name, %peer, "UDP receive from backend: {e}");
+                    break true;
+                }
+            };
+            entry.flows.borrow_mut().touch(peer, Instant::now());
+            let mut group: [&[u8]; BATCH] = [&[]; BATCH];
+            for (i, slot) in group.iter_mut().enumerate().take(n) {
+                *slot = batch.datagram(i);
             }
-            // The flow ended (its `Flow` dropped the sender).
-            Err(_) if stop.try_recv().is_err() => return,
-            // The backend's port is closed (ICMP): later datagrams may find it open again.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => entry.recycle(buf),
-            Err(e) => {
-                tracing::debug!(entrypoint = %entry.name, %peer, "UDP receive from backend: {e}");
-                return;
+            send_all(&entry.listener, Some(&dest), &group[..n], &upstream.gso_to_client, &what).await;
+            if n < BATCH {
+                break false;
             }
+        };
+        entry.recycle(batch);
+        if ended {
+            return;
         }
     }
 }

@@ -32,14 +32,25 @@ fn spec_for(specs: &[WatchSpec], kind: &str, api_version: &str) -> WatchSpec {
 fn watches_per_configuration() {
     // (args, number of watches, kinds that must be present, kinds that must be absent)
     type Case<'a> = (&'a [&'a str], usize, &'a [&'a str], &'a [&'a str]);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         // Manifests only: no watch at all.
         (&["--manifests=/m", "--providers.kubernetesCRD"], 0, &[], &["Service"]),
-        // CRD provider alone: core kinds + 10 Traefik kinds in each of 2 groups.
-        (&["--providers.kubernetesCRD"], 3 + 20, &["Service", "Secret", "IngressRouteTCP"], &["Ingress"]),
-        // Namespaces multiply the watches.
-        (&["--providers.kubernetesCRD.namespaces=a,b"], 2 * 23, &["EndpointSlice"], &["IngressClass"]),
-        (&["--providers.kubernetesIngress"], 3 + 2, &["Ingress", "IngressClass"], &["IngressRoute"]),
+        // CRD provider alone: core kinds + 10 Traefik kinds in each of 2 groups + Nodes.
+        (
+            &["--providers.kubernetesCRD"],
+            3 + 20 + 1,
+            &["Service", "Secret", "IngressRouteTCP", "Node"],
+            &["Ingress"],
+        ),
+        // Namespaces multiply the watches (not the cluster-scoped Nodes).
+        (&["--providers.kubernetesCRD.namespaces=a,b"], 2 * 23 + 1, &["EndpointSlice"], &["IngressClass"]),
+        (&["--providers.kubernetesCRD.disableClusterScopeResources"], 3 + 20, &["Service"], &["Node"]),
+        (
+            &["--providers.kubernetesIngress"],
+            3 + 2 + 1,
+            &["Ingress", "IngressClass", "Node"],
+            &["IngressRoute"],
+        ),
         // An explicit endpoint reads the API server even with a manifests directory.
         (
             &[
@@ -49,7 +60,7 @@ fn watches_per_configuration() {
             ],
             3 + 1,
             &["Ingress"],
-            &["IngressClass"],
+            &["IngressClass", "Node"],
         ),
     ];
     for (args, count, present, absent) in cases {

@@ -256,7 +256,7 @@ fn validation_errors_name_the_field() {
 fn traffic_middlewares_translate_with_traefik_defaults() {
     let ip = mw::SourceCriterion::Ip(mw::IpStrategy::default());
     let rate = |average, period_nanos, burst, source| {
-        Ok(MiddlewareKind::RateLimit(mw::RateLimit { average, period_nanos, burst, source }))
+        Ok(MiddlewareKind::RateLimit(mw::RateLimit { average, period_nanos, burst, source, redis: None }))
     };
     let buffering = |max_req, max_resp| {
         Ok(MiddlewareKind::Buffering(mw::Buffering {
@@ -309,11 +309,6 @@ fn traffic_middlewares_translate_with_traefik_defaults() {
             "negative period",
             "{rateLimit: {average: 1, period: -1s}}",
             Err("negative value not valid for period"),
-        ),
-        (
-            "redis",
-            "{rateLimit: {average: 1, redis: {endpoints: [x]}}}",
-            Err("rateLimit.redis is not supported"),
         ),
         (
             "in flight defaults to host",
@@ -500,6 +495,7 @@ fn tcp_middlewares_are_validated() {
     let spec = |y: &str| -> objects::MiddlewareTcpSpec { serde_yaml_ng::from_str(y).expect("tcp spec") };
     let cases = [
         ("in flight", "{inFlightConn: {amount: 10}}", None),
+        ("zero refuses every connection, as in Traefik", "{inFlightConn: {amount: 0}}", None),
         ("allow list", "{ipAllowList: {sourceRange: [127.0.0.1/32]}}", None),
         ("white list", "{ipWhiteList: {sourceRange: ['::1']}}", None),
         ("empty", "{}", Some("invalid middleware type")),
@@ -611,4 +607,93 @@ fn forward_auth_reads_its_secrets_and_v3_fields() {
     assert_eq!(f.certificate, Some(("CERT-PEM".into(), "KEY-PEM".into())));
     assert_eq!(f.max_response_body_size, 1024);
     assert_eq!(f.auth_signin_url, "https://sso.test/login");
+}
+
+#[test]
+fn rate_limit_redis_takes_traefik_defaults_and_secrets() {
+    const S: u64 = 1_000_000_000;
+    let creds = "kind: Secret\nmetadata: {name: creds, namespace: apps}\nstringData: {username: weir, password: s3cret}\n";
+    let half = "kind: Secret\nmetadata: {name: half, namespace: apps}\nstringData: {password: s3cret}\n";
+    let defaults = mw::RateLimitRedis {
+        endpoints: vec!["localhost:6379".into()],
+        username: String::new(),
+        password: String::new(),
+        db: 0,
+        tls: None,
+        pool_size: 0,
+        min_idle_conns: 0,
+        max_active_conns: 0,
+        read_timeout_nanos: 3 * S,
+        write_timeout_nanos: 3 * S,
+        dial_timeout_nanos: 5 * S,
+    };
+    // (case, redis spec, extra objects, Ok(expected) or Err(fragment))
+    type Case<'a> = (&'a str, &'a str, &'a str, Result<mw::RateLimitRedis, &'a str>);
+    let cases: Vec<Case> = vec![
+        ("defaults", "{}", "", Ok(defaults.clone())),
+        (
+            "fields",
+            "{endpoints: ['10.0.0.1:7000', 'redis.svc:6380'], db: 2, poolSize: 4, minIdleConns: 1, \
+             maxActiveConns: 8, readTimeout: 2, writeTimeout: 500ms, dialTimeout: 1s}",
+            "",
+            Ok(mw::RateLimitRedis {
+                endpoints: vec!["10.0.0.1:7000".into(), "redis.svc:6380".into()],
+                db: 2,
+                pool_size: 4,
+                min_idle_conns: 1,
+                max_active_conns: 8,
+                read_timeout_nanos: 2 * S,
+                write_timeout_nanos: S / 2,
+                dial_timeout_nanos: S,
+                ..defaults.clone()
+            }),
+        ),
+        (
+            "zero timeouts: none for read/write, default for dial",
+            "{readTimeout: 0, writeTimeout: '0s', dialTimeout: 0}",
+            "",
+            Ok(mw::RateLimitRedis { read_timeout_nanos: 0, write_timeout_nanos: 0, ..defaults.clone() }),
+        ),
+        (
+            "credentials from the secret",
+            "{secret: creds}",
+            creds,
+            Ok(mw::RateLimitRedis { username: "weir".into(), password: "s3cret".into(), ..defaults.clone() }),
+        ),
+        (
+            "tls without secrets",
+            "{tls: {insecureSkipVerify: true}}",
+            "",
+            Ok(mw::RateLimitRedis {
+                tls: Some(mw::RateLimitRedisTls {
+                    root_cas: vec![],
+                    certificate: None,
+                    insecure_skip_verify: true,
+                }),
+                ..defaults.clone()
+            }),
+        ),
+        ("missing secret", "{secret: nope}", "", Err("secret 'apps/nope' not found")),
+        (
+            "secret without username",
+            "{secret: half}",
+            half,
+            Err("must contain both username and password keys"),
+        ),
+        ("missing ca secret", "{tls: {caSecret: nope}}", "", Err("failed to load auth ca secret")),
+        ("endpoint without port", "{endpoints: [redis]}", "", Err("\"redis\" is not host:port")),
+        ("negative pool", "{poolSize: -1}", "", Err("rateLimit.redis.poolSize must be between 0")),
+        ("bad timeout", "{readTimeout: soon}", "", Err("invalid rateLimit.redis.readTimeout")),
+    ];
+    for (name, redis, extra, want) in cases {
+        let spec = format!("{{rateLimit: {{average: 10, redis: {redis}}}}}");
+        match (kind_of(&spec, extra), want) {
+            (Ok(MiddlewareKind::RateLimit(r)), Ok(want)) => {
+                assert_eq!(r.redis.as_deref(), Some(&want), "case {name}");
+                assert_eq!(r.average, 10, "case {name}");
+            }
+            (Err(e), Err(fragment)) => assert!(e.contains(fragment), "case {name}: {e}"),
+            (got, want) => panic!("case {name}: got {got:?}, want {want:?}"),
+        }
+    }
 }

@@ -31,6 +31,10 @@ fn entry<'a>(req: &'a HeaderMap, resp: &'a HeaderMap) -> Entry<'a> {
         retry_attempts: 0,
         request_headers: req,
         response_headers: resp,
+        origin_headers: resp,
+        tls: None,
+        tls_client_subject: None,
+        client_username: None,
     }
 }
 
@@ -122,6 +126,7 @@ fn json_format() {
         r#""request_User-Agent":"curl/8""#,
         r#""request_Authorization":"REDACTED""#,
         r#""downstream_Content-Type":"text/plain""#,
+        r#""origin_Content-Type":"text/plain""#,
     ];
     for part in want_parts {
         assert!(got.contains(part), "missing {part} in {got}");
@@ -141,4 +146,51 @@ fn host_port_split() {
     for (raw, (h, p)) in cases {
         assert_eq!(split_host_port(raw), (h.to_string(), p.to_string()), "{raw}");
     }
+}
+
+#[test]
+fn tls_username_and_origin_fields() {
+    let (req, resp) = (HeaderMap::new(), HeaderMap::new());
+    let mut e = entry(&req, &resp);
+    e.tls = Some(("1.3", "TLS_AES_128_GCM_SHA256"));
+    e.tls_client_subject = Some("CN=client,O=Acme");
+    e.client_username = Some("alice");
+    let json = line(AccessLogFormat::Json, &AccessLogFields::default(), &e);
+    for part in [
+        r#""TLSVersion":"1.3""#,
+        r#""TLSCipher":"TLS_AES_128_GCM_SHA256""#,
+        r#""TLSClientSubject":"CN=client,O=Acme""#,
+        r#""ClientUsername":"alice""#,
+        r#""OriginStatus":200"#,
+        r#""OriginContentSize":42"#,
+    ] {
+        assert!(json.contains(part), "missing {part} in {json}");
+    }
+    let clf = line(AccessLogFormat::Common, &AccessLogFields::default(), &e);
+    assert!(clf.starts_with("10.1.2.3 - alice [02/Jan/2020"), "{clf}");
+
+    // No backend answered (no router, or a middleware did): Traefik has no origin fields, and
+    // the whole duration is overhead; no TLS fields over cleartext.
+    let mut e = entry(&req, &resp);
+    e.origin_status = None;
+    e.origin_duration = None;
+    let json = line(AccessLogFormat::Json, &AccessLogFields::default(), &e);
+    for absent in ["OriginStatus", "OriginContentSize", "OriginDuration", "TLSVersion", "GzipRatio"] {
+        assert!(!json.contains(absent), "{absent} in {json}");
+    }
+    assert!(json.contains(r#""Overhead":12345000"#) && json.contains(r#""ClientUsername":"-""#), "{json}");
+}
+
+#[test]
+fn go_time_formats() {
+    let t = UNIX_EPOCH + Duration::from_millis(1_577_934_245_500);
+    let cases = [
+        (0, "2020-01-02T03:04:05.5Z"),
+        (3600, "2020-01-02T04:04:05.5+01:00"),
+        (-(5 * 3600 + 1800), "2020-01-01T21:34:05.5-05:30"),
+    ];
+    for (offset, want) in cases {
+        assert_eq!(rfc3339_nano(t, offset), want, "offset {offset}");
+    }
+    assert_eq!(rfc3339_nano(UNIX_EPOCH + Duration::from_secs(1), 0), "1970-01-01T00:00:01Z");
 }

@@ -1,0 +1,123 @@
+//! Incremental translation: each IngressRoute's translation is kept between compiles, with
+//! the revision of everything it read from the store (recorded by the store itself, see
+//! `crate::store::ReadScope`, so a translator that starts reading something new is tracked
+//! without anyone updating a list). A compile re-translates only the IngressRoutes whose
+//! object or reads changed and merges the kept results in store order, exactly as the
+//! uncached `super::translate` does; the passes over the whole configuration (TLS, entrypoint
+//! redirections, TCP and UDP routers, Ingresses) still run every time, and are cheap next to
+//! thousands of routes. The result must always equal `super::translate`: the property test
+//! below checks that over random change sequences.
+
+use super::{
+    entrypoints, ingress, ingressroute, ingressroutetcp, ingressrouteudp, middleware, serverstransport, tls,
+    TranslateOptions, Translation,
+};
+use crate::objects::Kind;
+use crate::store::{Dep, ObjectStore, StoreId};
+
+/// A kept result and what it was computed from.
+#[derive(Debug, Clone)]
+struct Entry<T> {
+    /// Everything read, with its revision at the time.
+    deps: Vec<(Dep, u64)>,
+    output: T,
+}
+
+impl<T> Entry<T> {
+    /// Whether nothing the result was computed from has changed since.
+    fn fresh(&self, store: &ObjectStore) -> bool {
+        self.deps.iter().all(|(dep, rev)| store.revision(dep) == *rev)
+    }
+}
+
+/// How much of the last translation came from the cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// IngressRoutes whose kept translation was used.
+    pub reused: usize,
+    /// IngressRoutes translated again (new, changed, or something they read changed).
+    pub translated: usize,
+}
+
+/// Per-object translations kept between compiles (see the module documentation).
+#[derive(Debug, Default)]
+pub struct TranslationCache {
+    /// The options the entries were computed with; other options drop them all.
+    options: Option<TranslateOptions>,
+    /// The store they were read from; revisions of another store mean nothing to them.
+    store: Option<StoreId>,
+    /// IngressRoutes by (namespace, name), in the store's order.
+    ingress_routes: Vec<((String, String), Entry<ingressroute::Translated>)>,
+    stats: CacheStats,
+}
+
+impl TranslationCache {
+    /// An empty cache.
+    pub fn new() -> TranslationCache {
+        TranslationCache::default()
+    }
+
+    /// What the last [`TranslationCache::translate`] reused and recomputed.
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    /// Translates every object in the store, reusing what did not change: the same result as
+    /// `super::translate(store, options)`.
+    pub fn translate(&mut self, store: &ObjectStore, options: &TranslateOptions) -> Translation {
+        if self.options.as_ref() != Some(options) || self.store != Some(store.id()) {
+            self.ingress_routes.clear();
+            self.options = Some(options.clone());
+            self.store = Some(store.id());
+        }
+        self.stats = CacheStats::default();
+        let mut out = Translation::default();
+        // The same steps, in the same order, as `super::translate`.
+        out.servers_transports = serverstransport::translate_all(store, &mut out.problems);
+        middleware::report(store, &mut out.problems);
+        self.ingress_routes(store, options, &mut out);
+        ingress::translate_all(store, options, &mut out);
+        entrypoints::redirections(options, &mut out);
+        tls::translate(store, options, &mut out);
+        ingressrouteudp::translate_all(store, options, &mut out);
+        ingressroutetcp::translate_all(store, options, &mut out);
+        out
+    }
+
+    /// The IngressRoutes: kept entries are walked beside the store (both sorted by namespace
+    /// and name), so matching them costs no lookups.
+    fn ingress_routes(&mut self, store: &ObjectStore, options: &TranslateOptions, out: &mut Translation) {
+        let mut old = std::mem::take(&mut self.ingress_routes).into_iter().peekable();
+        let mut next = Vec::with_capacity(old.len());
+        for ir in store.ingress_routes() {
+            let (ns, name) = (ir.metadata.namespace(), ir.metadata.name.as_str());
+            // Entries of IngressRoutes that are gone sort before this one: drop them.
+            while old.peek().is_some_and(|((n, m), _)| (n.as_str(), m.as_str()) < (ns, name)) {
+                old.next();
+            }
+            let kept = match old.peek() {
+                Some(((n, m), _)) if (n.as_str(), m.as_str()) == (ns, name) => old.next(),
+                _ => None,
+            };
+            let (key, entry) = match kept.filter(|(_, e)| e.fresh(store)) {
+                Some(kept) => {
+                    self.stats.reused += 1;
+                    kept
+                }
+                None => {
+                    self.stats.translated += 1;
+                    let scope = store.record_reads();
+                    store.note_read(Dep::Object(Kind::IngressRoute, ns.to_string(), name.to_string()));
+                    let output = ingressroute::translate_object(ir, store, options);
+                    ((ns.to_string(), name.to_string()), Entry { deps: scope.finish(), output })
+                }
+            };
+            ingressroute::merge(&entry.output, out);
+            next.push((key, entry));
+        }
+        self.ingress_routes = next;
+    }
+}
+
+#[cfg(test)]
+mod tests;
