@@ -279,14 +279,65 @@ impl ObjectStore {
     /// did not change (a source that rebuilds its store on every read, like the manifests
     /// directory, then invalidates only what it changed).
     pub fn sync_from(&mut self, other: ObjectStore) {
-        let mut gone: BTreeSet<(Kind, String, String)> = self.keys().collect();
-        for object in other.into_objects() {
-            let meta = object.metadata();
-            gone.remove(&(object.kind(), meta.namespace().to_string(), meta.name.clone()));
-            self.insert(object);
-        }
+        let gone: Vec<(Kind, String, String)> =
+            self.keys().filter(|(kind, ns, name)| !other.contains(*kind, ns, name)).collect();
         for (kind, ns, name) in gone {
             self.remove(kind, &ns, &name);
+        }
+        for object in other.into_objects() {
+            // The common case, an unchanged object, is compared in place and not moved.
+            if !self.holds(&object) {
+                self.insert(object);
+            }
+        }
+    }
+
+    /// Whether an object of `kind` is stored under `namespace`/`name`.
+    fn contains(&self, kind: Kind, namespace: &str, name: &str) -> bool {
+        let key = (namespace.to_string(), name.to_string());
+        match kind {
+            Kind::IngressRoute => self.ingress_routes.contains_key(&key),
+            Kind::Service => self.services.contains_key(&key),
+            Kind::EndpointSlice => self.endpoint_slices.contains_key(&key),
+            Kind::TraefikService => self.traefik_services.contains_key(&key),
+            Kind::ServersTransport => self.servers_transports.contains_key(&key),
+            Kind::Middleware => self.middlewares.contains_key(&key),
+            Kind::MiddlewareTcp => self.middlewares_tcp.contains_key(&key),
+            Kind::Secret => self.secrets.contains_key(&key),
+            Kind::TlsOption => self.tls_options.contains_key(&key),
+            Kind::TlsStore => self.tls_stores.contains_key(&key),
+            Kind::Untranslated(_) => self.untranslated.contains_key(&(kind, key.0, key.1)),
+            Kind::IngressRouteUdp => self.ingress_routes_udp.contains_key(&key),
+            Kind::Ingress => self.ingresses.contains_key(&key),
+            Kind::IngressClass => self.ingress_classes.contains_key(&key),
+            Kind::IngressRouteTcp => self.ingress_routes_tcp.contains_key(&key),
+            Kind::ServersTransportTcp => self.servers_transports_tcp.contains_key(&key),
+            Kind::Node => self.nodes.contains_key(&key),
+        }
+    }
+
+    /// Whether an object equal to `object` is stored under its kind, namespace and name.
+    fn holds(&self, object: &Object) -> bool {
+        let meta = object.metadata();
+        let key = (meta.namespace().to_string(), meta.name.clone());
+        match object {
+            Object::IngressRoute(o) => self.ingress_routes.get(&key) == Some(o),
+            Object::Service(o) => self.services.get(&key) == Some(o),
+            Object::EndpointSlice(o) => self.endpoint_slices.get(&key) == Some(o),
+            Object::TraefikService(o) => self.traefik_services.get(&key) == Some(o),
+            Object::ServersTransport(o) => self.servers_transports.get(&key) == Some(o),
+            Object::Middleware(o) => self.middlewares.get(&key) == Some(o),
+            Object::MiddlewareTcp(o) => self.middlewares_tcp.get(&key) == Some(o),
+            Object::Secret(o) => self.secrets.get(&key) == Some(o),
+            Object::TlsOption(o) => self.tls_options.get(&key) == Some(o),
+            Object::TlsStore(o) => self.tls_stores.get(&key) == Some(o),
+            Object::IngressRouteUdp(o) => self.ingress_routes_udp.get(&key) == Some(o),
+            Object::Ingress(o) => self.ingresses.get(&key) == Some(o),
+            Object::IngressClass(o) => self.ingress_classes.get(&key) == Some(o),
+            Object::IngressRouteTcp(o) => self.ingress_routes_tcp.get(&key) == Some(o),
+            Object::ServersTransportTcp(o) => self.servers_transports_tcp.get(&key) == Some(o),
+            Object::Node(o) => self.nodes.get(&key) == Some(o),
+            o @ Object::Untranslated { .. } => self.untranslated.get(&(o.kind(), key.0, key.1)) == Some(o),
         }
     }
 

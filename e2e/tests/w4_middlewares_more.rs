@@ -235,7 +235,7 @@ fn rate_limit_answers_429_with_retry_headers() {
 fn in_flight_requests_are_limited_per_source() {
     let mws = middleware("one", "{inFlightReq: {amount: 1}}");
     let ir = routes(&[("a.test", "whoami", &["one"]), ("b.test", "whoami", &["one"])]);
-    // One worker: the count is per worker (docs/architecture.md), so make it the only one.
+    // One worker keeps the timing simple (the count is per instance; w4_instance_limits covers two).
     let (weir, _b) = start(&mws, &ir, &[], &["--workers", "1"]);
     weir.wait_for("a.test", "/", READY, |r| r.status == 200);
 
@@ -617,7 +617,7 @@ fn circuit_breaker_trips_on_network_errors() {
     ]
     .concat();
     let ir = routes(&[("cb.test", "dead", &["cb"]), ("ok.test", "whoami", &["cb-ok"])]);
-    // One worker: breaker state is per worker.
+    // One worker keeps the timing simple (breaker state is per instance; see w4_instance_limits).
     let weir = Weir::start(&[("svc.yaml", &svc), ("mw.yaml", &mws), ("ir.yaml", &ir)], &["--workers", "1"]);
     weir.wait_for("ok.test", "/", READY, |r| r.status == 200);
 
