@@ -310,7 +310,7 @@ impl Control {
         }
     }
 
-    /// UDP socket groups are steered per core like TCP listener groups (see `steering`).
+    /// UDP socket groups are steered by flow hash (see `Steering::attach_by_flow`).
     fn steer_udp(&mut self, udp: &weir_proto::udp::Udp, change: &crate::udp::sockets::UdpChange) {
         for name in &change.close {
             if !udp.entrypoints.iter().any(|e| &e.name == name) {
@@ -324,7 +324,7 @@ impl Control {
                 .filter_map(|slot| slot.iter().find(|(n, _)| n == name))
                 .map(|(_, sock)| std::os::fd::AsFd::as_fd(sock))
                 .collect();
-            self.steering.attach(name, &group);
+            self.steering.attach_by_flow(name, &group);
         }
     }
 

@@ -98,17 +98,39 @@ impl Steering {
         Steering { enabled, cpus, warned: false }
     }
 
-    /// Steers the new socket group of `entrypoint` (`sockets[i]` is worker i's listener or UDP
-    /// socket), replacing the program of the group it had before.
+    /// Steers the new TCP listener group of `entrypoint` (`sockets[i]` is worker i's listener)
+    /// to the worker on the CPU that received the SYN, replacing the group's previous program.
     pub fn attach(&mut self, entrypoint: &str, sockets: &[BorrowedFd<'_>]) {
+        let cpus = self.cpus.clone();
+        self.attach_with(entrypoint, sockets, &cpus, "eBPF per-core steering attached");
+    }
+
+    /// Steers the new UDP socket group of `entrypoint` by the flow's hash only. Per-CPU choice
+    /// is wrong for UDP: the program runs for every datagram, so a client whose thread moves
+    /// between CPUs would have its flow split over workers, each with its own flow table and
+    /// upstream socket (the backend would see two source ports; one that connected its socket
+    /// to the first drops the rest: 30 % loss in the e2e iperf3 test). The hash keeps a flow on
+    /// one worker, as the kernel's own choice does, and the program's counters still count.
+    pub fn attach_by_flow(&mut self, entrypoint: &str, sockets: &[BorrowedFd<'_>]) {
+        let no_cpus = vec![None; self.cpus.len().max(sockets.len())];
+        self.attach_with(entrypoint, sockets, &no_cpus, "eBPF flow-hash steering attached");
+    }
+
+    fn attach_with(
+        &mut self,
+        entrypoint: &str,
+        sockets: &[BorrowedFd<'_>],
+        cpus: &[Option<usize>],
+        attached: &str,
+    ) {
         if !self.enabled || sockets.len() < 2 {
             self.detach(entrypoint);
             return;
         }
         let Some(keeper) = keeper() else { return };
-        match ReuseportSteering::attach(sockets, &self.cpus) {
+        match ReuseportSteering::attach(sockets, cpus) {
             Ok(program) => {
-                tracing::info!(entrypoint, workers = sockets.len(), "eBPF per-core steering attached");
+                tracing::info!(entrypoint, workers = sockets.len(), "{attached}");
                 let _ = keeper.send(Keep::Attach(entrypoint.to_string(), program));
             }
             Err(e) if !self.warned => {

@@ -4,6 +4,7 @@
 //! process group when its guard drops, so a failing test leaves nothing behind.
 
 pub mod kube_api;
+pub mod passthrough;
 pub mod upgrade_echo;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -447,6 +447,8 @@ fn mirroring_max_body_size_and_mirror_body() {
     let settle = || std::thread::sleep(Duration::from_millis(500));
 
     // maxBodySize 10: a 5-byte body is copied, a 50-byte one goes to main only (whole).
+    // The readiness GETs above are mirrored too, after their answers: let those land first.
+    settle();
     let before = limited.bodies().len();
     post("small.test", "small");
     settle();

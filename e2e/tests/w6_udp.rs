@@ -214,7 +214,8 @@ fn idle_flows_close_their_sockets() {
     ];
     let files: Vec<(&str, &str)> = files.iter().map(|(n, y)| (*n, y.as_str())).collect();
     let address = format!("--entryPoints.dns.address=127.0.0.1:{port}/udp");
-    let weir = Weir::start(&files, &[&address, "--entryPoints.dns.udp.timeout=300ms"]);
+    // Long enough that the 100 sessions below are all open at once on a loaded CI machine.
+    let weir = Weir::start(&files, &[&address, "--entryPoints.dns.udp.timeout=1500ms"]);
     wait_applied(&weir);
     let pid = weir.dataplane_pid().expect("data plane running");
     let before = fd_count(pid);

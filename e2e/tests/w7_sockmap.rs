@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use weir_e2e::passthrough::{client_hello, echo_many, exchange, log_uniform_sizes, open_fds};
 use weir_e2e::{free_port, service_yaml, Weir};
 
 const READY: Duration = Duration::from_secs(20);
@@ -48,57 +49,6 @@ fn backend(serve: impl Fn(TcpStream) + Send + Sync + 'static) -> SocketAddr {
         }
     });
     addr
-}
-
-/// A minimal ClientHello record with an SNI (enough for routing).
-fn client_hello(sni: &str) -> Vec<u8> {
-    let mut entry = vec![0u8];
-    entry.extend_from_slice(&(sni.len() as u16).to_be_bytes());
-    entry.extend_from_slice(sni.as_bytes());
-    let mut list = (entry.len() as u16).to_be_bytes().to_vec();
-    list.extend_from_slice(&entry);
-    let mut exts = vec![0, 0];
-    exts.extend_from_slice(&(list.len() as u16).to_be_bytes());
-    exts.extend_from_slice(&list);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[7; 32]);
-    body.push(0);
-    body.extend_from_slice(&[0, 2, 0x13, 0x01, 1, 0]);
-    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
-    body.extend_from_slice(&exts);
-    let mut msg = vec![1];
-    msg.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    msg.extend_from_slice(&body);
-    let mut record = vec![0x16, 3, 1];
-    record.extend_from_slice(&(msg.len() as u16).to_be_bytes());
-    record.extend_from_slice(&msg);
-    record
-}
-
-/// Deterministic bytes for connection `id` at `offset` (8-byte words).
-fn fill(id: u64, offset: u64, out: &mut [u8]) {
-    for (i, chunk) in out.chunks_mut(8).enumerate() {
-        let mut x = (id << 40) ^ (offset / 8 + i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        x ^= x >> 31;
-        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x ^= x >> 29;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
-}
-
-/// Sends `data`, half-closes, and reads everything until the peer closes.
-fn exchange(port: u16, data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(data)?;
-    s.shutdown(Shutdown::Write)?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)?;
-    Ok(out)
 }
 
 fn eventually(weir: &Weir, what: &str, attempt: impl Fn() -> bool) {
@@ -193,84 +143,10 @@ fn thousand_sockmap_connections_lose_nothing_and_all_close() {
     eofs.store(0, Ordering::SeqCst);
 
     const CONNECTIONS: u64 = 1000;
-    const MAX: f64 = 16.0 * 1024.0 * 1024.0;
-    let sizes: Vec<usize> = (0..CONNECTIONS)
-        .map(|i| {
-            let mut x = (i + 7).wrapping_mul(0x2545_F491_4F6C_DD1D);
-            x ^= x >> 33;
-            let u = (x % 1_000_000) as f64 / 1_000_000.0;
-            (MAX.powf(u)).round().max(1.0) as usize
-        })
-        .collect();
-    let total: usize = sizes.iter().sum();
-    let sizes = Arc::new(sizes);
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let workers: Vec<_> = (0..8)
-        .map(|_| {
-            let (sizes, next, hello) = (Arc::clone(&sizes), Arc::clone(&next), hello.clone());
-            std::thread::spawn(move || -> Result<(), String> {
-                loop {
-                    let id = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&size) = sizes.get(id) else { return Ok(()) };
-                    let s =
-                        TcpStream::connect(("127.0.0.1", tcp)).map_err(|e| format!("{id}: connect {e}"))?;
-                    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
-                    let mut w = s.try_clone().map_err(|e| e.to_string())?;
-                    let head = hello.clone();
-                    let writer = std::thread::spawn(move || -> std::io::Result<()> {
-                        w.write_all(&head)?;
-                        let mut buf = vec![0u8; 64 * 1024];
-                        let mut off = 0usize;
-                        while off < size {
-                            let n = (size - off).min(buf.len());
-                            fill(id as u64, off as u64, &mut buf[..n]);
-                            w.write_all(&buf[..n])?;
-                            off += n;
-                        }
-                        w.shutdown(Shutdown::Write)
-                    });
-                    let mut r = s;
-                    let mut got = vec![0u8; hello.len()];
-                    r.read_exact(&mut got).map_err(|e| format!("{id}: hello echo {e}"))?;
-                    if got != hello {
-                        return Err(format!("{id}: hello bytes differ"));
-                    }
-                    let mut buf = vec![0u8; 64 * 1024];
-                    let mut want = vec![0u8; 64 * 1024 + 8];
-                    let mut off = 0usize;
-                    loop {
-                        let n = r.read(&mut buf).map_err(|e| format!("{id}: read at {off}/{size}: {e}"))?;
-                        if n == 0 {
-                            break;
-                        }
-                        if off + n > size {
-                            return Err(format!("{id}: more bytes than sent ({} > {size})", off + n));
-                        }
-                        let lead = off % 8;
-                        fill(id as u64, (off - lead) as u64, &mut want[..lead + n]);
-                        if buf[..n] != want[lead..lead + n] {
-                            return Err(format!("{id}: bytes differ at {off}"));
-                        }
-                        off += n;
-                    }
-                    if off != size {
-                        return Err(format!("{id}: got {off} of {size} bytes before the close"));
-                    }
-                    writer
-                        .join()
-                        .map_err(|_| format!("{id}: writer panicked"))?
-                        .map_err(|e| format!("{id}: write {e}"))?;
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        if let Err(e) = w.join().expect("worker thread") {
-            panic!("{e}\n--- log ---\n{}", weir.log());
-        }
-    }
-    let elapsed = start.elapsed();
+    let sizes = log_uniform_sizes(CONNECTIONS, 16 << 20, 7);
+    let echoed =
+        echo_many(tcp, &hello, sizes, 8).unwrap_or_else(|e| panic!("{e}\n--- log ---\n{}", weir.log()));
+    let (total, elapsed) = (echoed.bytes, echoed.elapsed);
     eprintln!(
         "w7 sockmap: {CONNECTIONS} passthrough connections, {:.1} MiB each way in {elapsed:?} ({:.2} Gbit/s echoed)",
         total as f64 / 1048576.0,
