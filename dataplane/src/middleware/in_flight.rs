@@ -136,6 +136,26 @@ mod tests {
     use super::*;
     use crate::service::UpstreamBody;
 
+    /// A GET for host `h` from 127.0.0.1 with `headers`.
+    fn exchange<'a>(
+        method: &'a http::Method,
+        headers: &'a mut http::HeaderMap,
+        body: &'a mut UpstreamBody,
+    ) -> Exchange<'a> {
+        Exchange {
+            method,
+            headers,
+            body,
+            path: "/".into(),
+            query: None,
+            host: "h".into(),
+            peer: "127.0.0.1:1".parse().expect("addr"),
+            tls: false,
+            client_certs: &[],
+            suppress_xff: false,
+        }
+    }
+
     #[test]
     fn counts_per_source_and_releases() {
         let m = InFlightReq::new(
@@ -157,18 +177,7 @@ mod tests {
         for (name, user, admitted) in cases {
             let mut headers = http::HeaderMap::new();
             headers.insert("x-user", user.parse().expect("value"));
-            let ex = Exchange {
-                method: &method,
-                headers: &mut headers,
-                body: &mut body,
-                path: "/".into(),
-                query: None,
-                host: "h".into(),
-                peer: "127.0.0.1:1".parse().expect("addr"),
-                tls: false,
-                client_certs: &[],
-                suppress_xff: false,
-            };
+            let ex = exchange(&method, &mut headers, &mut body);
             match m.acquire(&ex, &limits) {
                 Ok(g) => {
                     assert!(admitted, "case {name}");
@@ -208,18 +217,7 @@ mod tests {
                     let mut headers = http::HeaderMap::new();
                     let mut body = UpstreamBody::Full(None);
                     for _ in 0..20_000 {
-                        let ex = Exchange {
-                            method: &method,
-                            headers: &mut headers,
-                            body: &mut body,
-                            path: "/".into(),
-                            query: None,
-                            host: "h".into(),
-                            peer: "127.0.0.1:1".parse().expect("addr"),
-                            tls: false,
-                            client_certs: &[],
-                            suppress_xff: false,
-                        };
+                        let ex = exchange(&method, &mut headers, &mut body);
                         if let Ok(g) = m.acquire(&ex, &limits) {
                             let n = held.fetch_add(1, Ordering::SeqCst) + 1;
                             max.fetch_max(n, Ordering::SeqCst);
