@@ -60,6 +60,29 @@ pub fn exchange(port: u16, data: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A backend connection handler that echoes until the client's half-close arrives, counts it
+/// in `eofs`, then closes its side.
+pub fn half_close_echo(eofs: Arc<AtomicUsize>) -> impl Fn(TcpStream) + Send + Sync + 'static {
+    move |mut conn: TcpStream| {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) => {
+                    eofs.fetch_add(1, Ordering::SeqCst);
+                    let _ = conn.shutdown(Shutdown::Write);
+                    return;
+                }
+                Ok(n) => {
+                    if conn.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}
+
 /// `count` log-uniform sizes from 1 B to `max` bytes, from a fixed `seed`.
 pub fn log_uniform_sizes(count: u64, max: usize, seed: u64) -> Vec<usize> {
     (0..count)

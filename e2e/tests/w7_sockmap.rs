@@ -8,13 +8,15 @@
 //! Needs root (the data plane loads the BPF program); skips loudly elsewhere, except under CI.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use weir_e2e::passthrough::{client_hello, echo_many, exchange, log_uniform_sizes, open_fds};
+use weir_e2e::passthrough::{
+    client_hello, echo_many, exchange, half_close_echo, log_uniform_sizes, open_fds,
+};
 use weir_e2e::{free_port, service_yaml, Weir};
 
 const READY: Duration = Duration::from_secs(20);
@@ -89,26 +91,7 @@ fn thousand_sockmap_connections_lose_nothing_and_all_close() {
         return;
     }
     let eofs = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&eofs);
-    // Echo until the client's half-close arrives, then close.
-    let echo = backend(move |mut conn: TcpStream| {
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            match conn.read(&mut buf) {
-                Ok(0) => {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    let _ = conn.shutdown(Shutdown::Write);
-                    return;
-                }
-                Ok(n) => {
-                    if conn.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-                Err(_) => return,
-            }
-        }
-    });
+    let echo = backend(half_close_echo(Arc::clone(&eofs)));
     let tcp = free_port();
     let mport = free_port();
     let files = [
