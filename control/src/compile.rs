@@ -427,6 +427,27 @@ endpoints: [{addresses: [10.0.0.2]}, {addresses: [10.0.0.1]}]
             "incremental at {routes} routes: first compile {t_cold:?}, one route changed {t_warm:?}, \
              nothing changed (translate only) {t_cached_translate:?}"
         );
+        // `WEIR_PROFILE_LOOP=N`: N more one-route changes through the whole `Compiler`, for perf.
+        let loops: usize = std::env::var("WEIR_PROFILE_LOOP").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        if loops > 0 {
+            let mut compiler = Compiler::new(options.clone());
+            assert!(compiler.update(&store).is_some());
+            let mut times = Vec::new();
+            for n in 0..loops {
+                for o in parse_file(
+                    std::path::Path::new("t.yaml"),
+                    &scale_manifest(routes / 3, &format!("loop{n}-")),
+                    &mut problems,
+                ) {
+                    store.insert(o);
+                }
+                let t = Instant::now();
+                assert!(compiler.update(&store).is_some());
+                times.push(t.elapsed());
+            }
+            times.sort();
+            eprintln!("Compiler::update, one route changed: median {:?} of {loops}", times[loops / 2]);
+        }
         eprintln!(
             "profile at {routes} routes: translate {t_translate:?}, entrypoint middlewares {t_epmw:?}, \
              whole compile {t_compile:?}, snapshot clone {t_clone:?}, snapshot eq {t_eq:?}, encode \

@@ -18,6 +18,10 @@ use weir_control::store::ObjectStore;
 use weir_control::supervise::{self, DataplaneCommand, ProcessLauncher, Supervisor};
 use weir_proto::Snapshot;
 
+/// See the `mimalloc` line of Cargo.toml for why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // `weir check PATH`: the offline migration report (see `weir_control::check`).
     if std::env::args().nth(1).as_deref() == Some("check") {
@@ -215,6 +219,8 @@ async fn serve(config: StaticConfig) -> anyhow::Result<()> {
         cpus: config.cpus.clone(),
         max_connections_per_worker: config.max_connections_per_worker,
         experimental_sockmap: config.experimental_sockmap,
+        experimental_udp_fast_path: config.experimental_udp_fast_path,
+        experimental_udp_fast_path_interfaces: config.experimental_udp_fast_path_interfaces.clone(),
         log_level: config.log_level,
         log: config.observability.log.clone(),
     };

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use weir_proto::channel::{self, ChannelError, Conn};
 use weir_proto::frame::{ListenerEntry, MAX_FDS_PER_FRAME, MAX_INLINE_DELTA};
 use weir_proto::snapshot::SnapshotError;
-use weir_proto::{DeltaBody, EndpointsDelta, Frame, Snapshot};
+use weir_proto::{ConfigDelta, DeltaBody, EndpointsDelta, Frame, Snapshot};
 
 use crate::supervise::{Launcher, SuperviseError, Supervisor};
 
@@ -184,7 +184,7 @@ impl Publisher {
                     Ok((Frame::Rejected { generation, reason }, _)) if generation > self.last_full => {
                         // A delta the data plane could not apply (it serves another base):
                         // the full snapshot repairs it.
-                        tracing::warn!("dataplane rejected endpoints delta {generation} ({reason}); sending the full snapshot");
+                        tracing::warn!("dataplane rejected delta {generation} ({reason}); sending the full snapshot");
                         if let Some((_, full)) = self.last.take() {
                             self.send(&fd, full).await?;
                         }
@@ -260,6 +260,37 @@ impl Publisher {
                 services = delta.services.len(),
                 elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
                 "sent generation {generation} to dataplane (endpoints delta)"
+            );
+            return Ok(());
+        }
+        // Anything else changed: the routers, services and middlewares that changed, by name
+        // (plus the other sections when they changed), unless most of it changed.
+        let config = match &self.last {
+            Some((base, last)) if self.deltas => ConfigDelta::between(last, &snapshot).map(|mut d| {
+                d.base_generation = *base;
+                d.generation = generation;
+                d
+            }),
+            _ => None,
+        };
+        if let Some(delta) = config {
+            let bytes = delta.encode()?;
+            let (body, memfd) = if bytes.len() <= MAX_INLINE_DELTA {
+                (DeltaBody::Inline(bytes), None)
+            } else {
+                (DeltaBody::Memfd { size: bytes.len() as u64 }, Some(channel::sealed_memfd(&bytes)?))
+            };
+            send_frame(fd, &Frame::Delta { generation, body }, memfd.as_ref()).await?;
+            self.generation = generation;
+            self.last = Some((generation, snapshot));
+            tracing::info!(
+                base = delta.base_generation,
+                routers = delta.routers.len(),
+                services = delta.services.len(),
+                middlewares = delta.middlewares.len(),
+                sections = delta.sections.is_some(),
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "sent generation {generation} to dataplane (configuration delta)"
             );
             return Ok(());
         }

@@ -84,6 +84,10 @@ pub struct DataplaneCommand {
     pub max_connections_per_worker: Option<usize>,
     /// `--experimental.sockmap`.
     pub experimental_sockmap: bool,
+    /// `--experimental.udpFastPath`.
+    pub experimental_udp_fast_path: bool,
+    /// `--experimental.udpFastPath.interfaces`.
+    pub experimental_udp_fast_path_interfaces: Option<String>,
     /// `--log.level`, passed on when weir's own was given.
     pub log_level: Option<LogLevel>,
     /// `--log.format`, `--log.filePath`, `--log.noColor`, passed on.
@@ -105,6 +109,12 @@ impl DataplaneCommand {
         }
         if self.experimental_sockmap {
             args.push("--experimental.sockmap".to_string());
+        }
+        if self.experimental_udp_fast_path {
+            args.push("--experimental.udpFastPath".to_string());
+            if let Some(list) = &self.experimental_udp_fast_path_interfaces {
+                args.push(format!("--experimental.udpFastPath.interfaces={list}"));
+            }
         }
         if let Some(level) = self.log_level {
             args.extend(["--log.level".to_string(), level.directive().to_string()]);
@@ -314,6 +324,8 @@ mod tests {
             cpus: None,
             max_connections_per_worker: None,
             experimental_sockmap: false,
+            experimental_udp_fast_path: false,
+            experimental_udp_fast_path_interfaces: None,
             log_level: None,
             log: Default::default(),
         };
@@ -334,6 +346,15 @@ mod tests {
         assert!(!cmd.args().contains(&"--experimental.sockmap".to_string()));
         cmd.experimental_sockmap = true;
         assert!(cmd.args().contains(&"--experimental.sockmap".to_string()), "{:?}", cmd.args());
+        cmd.experimental_udp_fast_path = true;
+        cmd.experimental_udp_fast_path_interfaces = Some("lo".into());
+        assert!(
+            cmd.args()
+                .windows(2)
+                .any(|w| w == ["--experimental.udpFastPath", "--experimental.udpFastPath.interfaces=lo"]),
+            "{:?}",
+            cmd.args()
+        );
     }
 
     #[test]
@@ -378,6 +399,8 @@ mod tests {
             cpus: None,
             max_connections_per_worker: None,
             experimental_sockmap: false,
+            experimental_udp_fast_path: false,
+            experimental_udp_fast_path_interfaces: None,
             log_level: None,
             log: Default::default(),
         };

@@ -23,6 +23,12 @@ Options:
   --experimental.sockmap
                      TCP passthrough moved in the kernel by the sockmap splice (default off;
                      falls back to splice(2) when the program cannot be loaded)
+  --experimental.udpFastPath
+                     established UDP flows forwarded in the kernel by a TC program (default
+                     off; the userspace path stays when the program cannot be loaded)
+  --experimental.udpFastPath.interfaces LIST
+                     interfaces to attach it to, e.g. lo,eth0 (default: lo and every
+                     interface with a route)
 ";
 
 /// Parsed options.
@@ -50,6 +56,10 @@ pub struct Args {
     pub max_connections_per_worker: usize,
     /// `--experimental.sockmap`: plain TCP passthrough spliced in the kernel.
     pub sockmap: bool,
+    /// `--experimental.udpFastPath`: established UDP flows forwarded by the TC program.
+    pub udp_fast_path: bool,
+    /// `--experimental.udpFastPath.interfaces`: where to attach it (None: lo and routed ones).
+    pub udp_fast_path_interfaces: Option<Vec<String>>,
 }
 
 /// Bad command line.
@@ -90,6 +100,8 @@ impl Args {
         let mut log_no_color = false;
         let mut ebpf = true;
         let mut sockmap = false;
+        let mut udp_fast_path = false;
+        let mut udp_fast_path_interfaces = None;
         let mut max_connections_per_worker = crate::http::conn_limit::DEFAULT;
         while let Some(arg) = it.next() {
             let (key, inline) = match arg.split_once('=') {
@@ -141,6 +153,19 @@ impl Args {
                     // A bare flag means true; `--experimental.sockmap=false` turns it off.
                     sockmap = inline.as_deref().is_none_or(|v| !v.eq_ignore_ascii_case("false"));
                 }
+                "--experimental.udpfastpath" => {
+                    // A bare flag means true; `--experimental.udpFastPath=false` turns it off.
+                    udp_fast_path = inline.as_deref().is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+                }
+                "--experimental.udpfastpath.interfaces" => {
+                    let v = value()?;
+                    let names: Vec<String> =
+                        v.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
+                    if names.is_empty() {
+                        return Err(bad(&v));
+                    }
+                    udp_fast_path_interfaces = Some(names);
+                }
                 "--max-connections-per-worker" => {
                     let v = value()?;
                     max_connections_per_worker = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad(&v))?;
@@ -160,6 +185,8 @@ impl Args {
             ebpf,
             max_connections_per_worker,
             sockmap,
+            udp_fast_path,
+            udp_fast_path_interfaces,
         })
     }
 }
@@ -203,6 +230,13 @@ mod tests {
         assert!(!a.sockmap, "the sockmap splice is off by default");
         assert!(parse("--socket /s --experimental.sockmap").expect("valid").sockmap);
         assert!(!parse("--socket /s --experimental.sockmap=false").expect("valid").sockmap);
+        assert!(!a.udp_fast_path, "the UDP fast path is off by default");
+        let on =
+            parse("--socket /s --experimental.udpFastPath --experimental.udpFastPath.interfaces=lo,eth0")
+                .expect("valid");
+        assert!(on.udp_fast_path);
+        assert_eq!(on.udp_fast_path_interfaces, Some(vec!["lo".to_string(), "eth0".to_string()]));
+        assert!(parse("--socket /s --experimental.udpFastPath.interfaces=,").is_err(), "no interface");
         let cases = [
             ("no socket", "--workers 1", ArgsError::NoSocket),
             (

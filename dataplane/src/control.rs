@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use weir_proto::channel::{read_sealed, ChannelError, Conn, Listener};
-use weir_proto::{DeltaBody, EndpointsDelta, Frame, Snapshot};
+use weir_proto::{ConfigDelta, DeltaBody, EndpointsDelta, Frame, Snapshot};
 
-use crate::table::Table;
+use crate::table::{Reuse, Table};
 use crate::worker::{Apply, WorkerHandle};
 
 /// State owned by the control thread.
@@ -164,9 +164,14 @@ impl Control {
             let mut persist: Option<Persist> = None;
             let reply = match received {
                 Ok((Frame::Snapshot { generation, size }, Some(fd))) => {
+                    let started = std::time::Instant::now();
                     match self.apply(generation, size, fd) {
                         Ok(bytes) => {
-                            tracing::info!(generation, "applied generation {generation}");
+                            tracing::info!(
+                                generation,
+                                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                                "applied generation {generation}"
+                            );
                             persist = Some(Persist::Bytes(bytes));
                             Frame::Applied { generation }
                         }
@@ -192,6 +197,25 @@ impl Control {
                         }
                         Err(reason) => {
                             tracing::warn!(generation, "rejected endpoints delta {generation}: {reason}");
+                            Frame::Rejected { generation, reason }
+                        }
+                    }
+                }
+                Ok((Frame::Delta { generation, body }, fd)) => {
+                    let started = std::time::Instant::now();
+                    match self.apply_delta(generation, body, fd) {
+                        Ok(items) => {
+                            tracing::info!(
+                                generation,
+                                items,
+                                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                                "applied generation {generation} (configuration delta)"
+                            );
+                            persist = Some(Persist::Served);
+                            Frame::Applied { generation }
+                        }
+                        Err(reason) => {
+                            tracing::warn!(generation, "rejected configuration delta {generation}: {reason}");
                             Frame::Rejected { generation, reason }
                         }
                     }
@@ -232,6 +256,40 @@ impl Control {
         Ok(bytes)
     }
 
+    /// Applies a configuration delta on top of the served snapshot; returns how many routers,
+    /// services and middlewares it changed. A delta that does not fit changes nothing; one that
+    /// fits but whose result does not build leaves no served snapshot behind (the workers keep
+    /// serving the previous table), so later deltas are refused until the control plane sends
+    /// a full snapshot, which it does for any rejected delta.
+    fn apply_delta(
+        &mut self,
+        generation: u64,
+        body: DeltaBody,
+        fd: Option<OwnedFd>,
+    ) -> Result<usize, String> {
+        let delta = ConfigDelta::decode(&delta_bytes(body, fd)?).map_err(|e| e.to_string())?;
+        if delta.generation != generation {
+            return Err(format!("frame says generation {generation}, delta says {}", delta.generation));
+        }
+        let Some((mut next, table)) = self.current.take() else {
+            return Err(format!(
+                "no snapshot is served to apply a delta based on {} to",
+                delta.base_generation
+            ));
+        };
+        let items = delta.routers.len() + delta.services.len() + delta.middlewares.len();
+        let changed: std::collections::HashSet<String> =
+            delta.changed_services().map(str::to_string).collect();
+        if let Err(e) = delta.apply_to(&mut next) {
+            self.current = Some((next, table));
+            return Err(e.to_string());
+        }
+        let unchanged = |svc: &weir_proto::snapshot::Service| !changed.contains(svc.name.as_str());
+        self.apply_snapshot(generation, next, Some(Reuse { table: &table, unchanged: &unchanged }))?;
+        drop_later(table);
+        Ok(items)
+    }
+
     /// Applies an endpoints delta on top of the served snapshot; returns how many services
     /// it changed. Nothing changes unless it applies whole. The new snapshot is persisted by
     /// the caller, after the ack.
@@ -241,29 +299,36 @@ impl Control {
         body: DeltaBody,
         fd: Option<OwnedFd>,
     ) -> Result<usize, String> {
-        let bytes = match (body, fd) {
-            (DeltaBody::Inline(bytes), _) => bytes,
-            (DeltaBody::Memfd { size }, Some(fd)) => read_sealed(&fd, size).map_err(|e| e.to_string())?,
-            (DeltaBody::Memfd { .. }, None) => return Err("endpoints frame without a memfd".into()),
-        };
-        let delta = EndpointsDelta::decode(&bytes).map_err(|e| e.to_string())?;
+        let delta = EndpointsDelta::decode(&delta_bytes(body, fd)?).map_err(|e| e.to_string())?;
         if delta.generation != generation {
             return Err(format!("frame says generation {generation}, delta says {}", delta.generation));
         }
-        let Some((served, table)) = &self.current else {
+        let Some((mut served, table)) = self.current.take() else {
             return Err(format!(
                 "no snapshot is served to apply a delta based on {} to",
                 delta.base_generation
             ));
         };
-        let mut next = served.clone();
-        delta.apply_to(&mut next).map_err(|e| e.to_string())?;
-        let table = Arc::new(table.with_servers(&next).map_err(|e| e.to_string())?);
+        // Changed in place (not copied: 10,000 services take milliseconds to clone); the
+        // delta checks everything before it changes anything.
+        if let Err(e) = delta.apply_to(&mut served) {
+            self.current = Some((served, table));
+            return Err(e.to_string());
+        }
+        let changed: std::collections::HashSet<&str> = delta.service_names().collect();
+        let unchanged = |svc: &weir_proto::snapshot::Service| !changed.contains(svc.name.as_str());
+        let next = match table.with_servers(&served, &unchanged) {
+            Ok(next) => Arc::new(next),
+            // The served snapshot now has the delta's servers and the workers the old table:
+            // forget the snapshot, so the control plane's answer is a full one.
+            Err(e) => return Err(e.to_string()),
+        };
         // A delta never changes UDP (`EndpointsDelta::between` requires it equal).
-        self.hand_to_workers(generation, &table, Vec::new(), Vec::new(), None);
+        self.hand_to_workers(generation, &next, Vec::new(), Vec::new(), None);
         self.generation = generation;
-        crate::health::publish(&table.health_targets);
-        self.current = Some((next, table));
+        crate::health::publish(&next.health_targets);
+        self.current = Some((served, next));
+        drop_later(table);
         Ok(delta.services.len())
     }
 
@@ -329,12 +394,45 @@ impl Control {
     }
 
     fn apply_bytes(&mut self, generation: u64, bytes: &[u8]) -> Result<(), String> {
-        let started = std::time::Instant::now();
         let snapshot = Snapshot::decode(bytes).map_err(|e| e.to_string())?;
         if snapshot.generation != generation {
             return Err(format!("frame says generation {generation}, snapshot says {}", snapshot.generation));
         }
-        let table = Arc::new(Table::build(&snapshot).map_err(|e| e.to_string())?);
+        let old = self.current.take();
+        let result = match &old {
+            Some((served, table)) => {
+                let defs: HashMap<&str, &weir_proto::snapshot::Service> =
+                    served.services.iter().map(|s| (s.name.as_str(), s)).collect();
+                let unchanged = |svc: &weir_proto::snapshot::Service| {
+                    defs.get(svc.name.as_str()).is_some_and(|d| *d == svc)
+                };
+                self.apply_snapshot(generation, snapshot, Some(Reuse { table, unchanged: &unchanged }))
+            }
+            None => self.apply_snapshot(generation, snapshot, None),
+        };
+        match result {
+            Ok(()) => {
+                drop_later(old);
+                Ok(())
+            }
+            Err(e) => {
+                self.current = old;
+                Err(e)
+            }
+        }
+    }
+
+    /// Serves `snapshot`: builds its table (sharing what `previous` allows), binds new
+    /// listeners, hands the table to every worker and makes it the served snapshot. Nothing
+    /// changes when it fails.
+    fn apply_snapshot(
+        &mut self,
+        generation: u64,
+        snapshot: Snapshot,
+        previous: Option<Reuse<'_>>,
+    ) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        let table = Arc::new(Table::build_after(&snapshot, previous).map_err(|e| e.to_string())?);
         let udp_table = Arc::new(crate::udp::UdpTable::build(&snapshot.udp).map_err(|e| e.to_string())?);
         // UDP sockets are bound before anything changes too.
         let udp_change = self.udp.prepare(&snapshot.udp, self.workers.len())?;
@@ -400,9 +498,38 @@ impl Control {
             ),
         );
         crate::metrics::process::applied(generation, started.elapsed());
-        self.current = Some((snapshot, table));
+        drop_later(self.current.replace((snapshot, table)));
         Ok(())
     }
+}
+
+/// The bytes of a delta, inline or in the attached memfd.
+fn delta_bytes(body: DeltaBody, fd: Option<OwnedFd>) -> Result<Vec<u8>, String> {
+    match (body, fd) {
+        (DeltaBody::Inline(bytes), _) => Ok(bytes),
+        (DeltaBody::Memfd { size }, Some(fd)) => read_sealed(&fd, size).map_err(|e| e.to_string()),
+        (DeltaBody::Memfd { .. }, None) => Err("delta frame without a memfd".into()),
+    }
+}
+
+/// Frees `value` on a background thread: freeing the snapshot and table of 10,000 routes
+/// takes ~20 ms, which the ack of the next generation should not wait for.
+fn drop_later<T: Send + 'static>(value: T) {
+    static REAPER: std::sync::OnceLock<std::sync::mpsc::Sender<Box<dyn Send>>> = std::sync::OnceLock::new();
+    let reaper = REAPER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn Send>>();
+        let spawned = std::thread::Builder::new().name("weir-reaper".into()).spawn(move || {
+            for garbage in rx {
+                drop(garbage);
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the reaper thread ({e}); old generations are freed inline");
+        }
+        tx
+    });
+    // Without the thread the value comes back in the error and is dropped here.
+    drop(reaper.send(Box::new(value)));
 }
 
 /// What to persist after an ack.
@@ -468,7 +595,10 @@ mod tests {
                 strategy: Default::default(),
             }),
         };
-        Snapshot { generation, services: vec![lb("a", 1), lb("b", 2)], ..Default::default() }
+        // Eight more services after those two, so a delta of a few changes stays a delta.
+        let mut services = vec![lb("a", 1), lb("b", 2)];
+        services.extend((0..8).map(|i| lb(&format!("z{i}"), 100 + i)));
+        Snapshot { generation, services, ..Default::default() }
     }
 
     fn ports(control: &Control, service: usize) -> Vec<u16> {
@@ -552,5 +682,70 @@ mod tests {
             .apply_endpoints(2, DeltaBody::Memfd { size: 10 }, None)
             .expect_err("memfd body without a memfd");
         assert!(err.contains("without a memfd"), "{err}");
+    }
+
+    fn lb_of(control: &Control, service: usize) -> Arc<crate::service::compiled::LoadBalancer> {
+        let (_, table) = control.current.as_ref().expect("a table is served");
+        match &table.services[service] {
+            crate::table::Service::LoadBalancer(lb) => Arc::clone(lb),
+            _ => panic!("test snapshot: service {service} is a load balancer"),
+        }
+    }
+
+    #[test]
+    fn configuration_delta_applies_by_name_and_shares_unchanged_services() {
+        let dir = std::env::temp_dir().join(format!("weir-dp-config-delta-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let state = dir.join("state");
+        let mut control = Control::new(Vec::new(), Some(state.clone()));
+        control.apply_bytes(1, &snapshot(1).encode().expect("encodes")).expect("base applies");
+        let a_before = lb_of(&control, 0);
+        let b_before = lb_of(&control, 1);
+        // Service b gets other servers and a service c appears: a is untouched.
+        let mut want = snapshot(2);
+        want.services[1] = after_services_b(&[7]);
+        let mut c = after_services_b(&[8]);
+        c.name = "c".into();
+        want.services.insert(2, c);
+        let delta = ConfigDelta::between(&snapshot(1), &want).expect("a delta");
+        let body = DeltaBody::Inline(delta.encode().expect("encodes"));
+        assert_eq!(control.apply_delta(2, body, None), Ok(2));
+        control.persist_served();
+        assert_eq!(control.generation, 2);
+        assert_eq!((ports(&control, 0), ports(&control, 1), ports(&control, 2)), (vec![1], vec![7], vec![8]));
+        assert!(Arc::ptr_eq(&a_before, &lb_of(&control, 0)), "unchanged load balancer shared");
+        assert!(!Arc::ptr_eq(&b_before, &lb_of(&control, 1)), "changed load balancer compiled again");
+        let persisted = Snapshot::decode(&std::fs::read(&state).expect("state file")).expect("decodes");
+        assert_eq!(persisted, want);
+        // A full snapshot shares unchanged load balancers too.
+        let a_now = lb_of(&control, 0);
+        let mut full = want.clone();
+        full.generation = 3;
+        control.apply_bytes(3, &full.encode().expect("encodes")).expect("applies");
+        assert!(Arc::ptr_eq(&a_now, &lb_of(&control, 0)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn configuration_delta_that_does_not_fit_changes_nothing() {
+        let mut next = snapshot(2);
+        next.services.remove(1);
+        let delta = ConfigDelta::between(&snapshot(1), &next).expect("a delta");
+        let body = || DeltaBody::Inline(delta.encode().expect("encodes"));
+        // Nothing served.
+        let mut control = Control::new(Vec::new(), None);
+        let err = control.apply_delta(2, body(), None).expect_err("nothing served");
+        assert!(err.contains("no snapshot is served"), "{err}");
+        // Another base served: refused, still served and still usable.
+        control.apply_bytes(5, &snapshot(5).encode().expect("encodes")).expect("base applies");
+        let err = control.apply_delta(2, body(), None).expect_err("stale base");
+        assert!(err.contains("based on generation 1"), "{err}");
+        assert_eq!(control.generation, 5);
+        assert_eq!((ports(&control, 0), ports(&control, 1)), (vec![1], vec![2]));
+        let err = control.apply_delta(3, body(), None).expect_err("generation mismatch");
+        assert!(err.contains("frame says generation 3"), "{err}");
+        let err = control.apply_delta(2, DeltaBody::Inline(vec![0xff; 3]), None).expect_err("garbage");
+        assert!(err.contains("does not decode"), "{err}");
+        assert!(control.current.is_some(), "the served snapshot is kept");
     }
 }

@@ -44,10 +44,15 @@ fn main() -> anyhow::Result<()> {
     if args.sockmap {
         weir_dataplane::tcp::sockmap::enable();
     }
+    if args.udp_fast_path {
+        weir_dataplane::udp::fast::enable(args.udp_fast_path_interfaces.clone());
+    }
     // SIGTERM/SIGINT drain and exit 0; SIGUSR1 reopens access logs.
     let socket = args.socket.clone();
     weir_dataplane::shutdown::install(move || {
         let _ = std::fs::remove_file(&socket);
+        // Detach the TC program (TCX links would go with the process; netlink filters would not).
+        weir_dataplane::udp::fast::disable();
     })
     .context("installing signal handlers")?;
     control.serve(&args.socket).context("control socket")?;

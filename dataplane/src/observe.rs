@@ -112,6 +112,7 @@ pub fn arrive<B>(
     worker: &Worker,
     generation: &Generation,
     peer: SocketAddr,
+    tls_conn: Option<&crate::tls::TlsConn>,
     req: &Request<B>,
 ) -> Option<Arrival> {
     let obs = &generation.table.observability;
@@ -129,7 +130,6 @@ pub fn arrive<B>(
             .collect(),
         _ => Vec::new(),
     };
-    let tls_conn = req.extensions().get::<crate::tls::TlsConn>();
     let log = obs.access_log.as_ref().map(|config| {
         let uri = req.uri();
         let path = match (config.fields.keep_query, uri.query()) {

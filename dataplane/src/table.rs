@@ -117,6 +117,15 @@ impl EntryPointTable {
     }
 }
 
+/// The table served, for building the next one: with which services' definitions are
+/// unchanged, what can be shared.
+pub struct Reuse<'a> {
+    /// The table served.
+    pub table: &'a Table,
+    /// Whether a service of the next snapshot is defined as the served one of that name.
+    pub unchanged: &'a dyn Fn(&weir_proto::snapshot::Service) -> bool,
+}
+
 /// Everything a worker needs to serve one generation. The pieces an endpoints delta cannot
 /// change (routers, middlewares, TLS) are behind `Arc`s, so [`Table::with_servers`] shares them.
 #[derive(Debug)]
@@ -147,10 +156,24 @@ pub struct Table {
 impl Table {
     /// Builds and validates the table for a snapshot.
     pub fn build(snapshot: &Snapshot) -> Result<Table, TableError> {
+        Table::build_after(snapshot, None)
+    }
+
+    /// [`Table::build`], sharing with the table served what did not change (compiled load
+    /// balancers, see `service::compiled::compile_reusing`).
+    pub fn build_after(snapshot: &Snapshot, previous: Option<Reuse<'_>>) -> Result<Table, TableError> {
         let ids: HashMap<&str, ServiceId> =
             snapshot.services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
         // Health flags persist across tables by (service, server URL): see `health`.
-        let compiled = crate::service::compiled::compile(snapshot, &mut crate::health::flag)?;
+        let compiled = crate::service::compiled::compile_reusing(
+            snapshot,
+            previous.map(|r| crate::service::compiled::Previous {
+                names: &r.table.service_names,
+                services: &r.table.services,
+                unchanged: r.unchanged,
+            }),
+            &mut crate::health::flag,
+        )?;
         let services = compiled.services;
 
         let mut entrypoints = HashMap::new();
@@ -222,8 +245,19 @@ impl Table {
     /// the servers of load balancers (an applied endpoints delta): services are compiled again
     /// (cheap: no regexes, transports come from their cache), routers, middlewares and TLS are
     /// shared with this table. Service ids stay the same because the service list does.
-    pub fn with_servers(&self, snapshot: &Snapshot) -> Result<Table, TableError> {
-        let compiled = crate::service::compiled::compile(snapshot, &mut crate::health::flag)?;
+    /// Load balancers for which `unchanged` holds are shared too.
+    pub fn with_servers(
+        &self,
+        snapshot: &Snapshot,
+        unchanged: &dyn Fn(&weir_proto::snapshot::Service) -> bool,
+    ) -> Result<Table, TableError> {
+        let previous = crate::service::compiled::Previous {
+            names: &self.service_names,
+            services: &self.services,
+            unchanged,
+        };
+        let compiled =
+            crate::service::compiled::compile_reusing(snapshot, Some(previous), &mut crate::health::flag)?;
         Ok(Table {
             entrypoints: Arc::clone(&self.entrypoints),
             services: compiled.services,
@@ -357,5 +391,149 @@ mod tests {
             let err = Table::build(&snap).expect_err(name).to_string();
             assert!(err.contains(want), "case {name}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod profile {
+    use super::*;
+    use weir_proto::snapshot::{self as s, EntryPoint, ForwardedHeaders, LoadBalancer, ServiceKind};
+
+    /// `routes` routers, each with its own load balancer of one server, as the scale benches
+    /// write them (one IngressRoute, Service and EndpointSlice per route).
+    pub(crate) fn scale_snapshot(routes: usize) -> Snapshot {
+        let mut snapshot = Snapshot {
+            generation: 1,
+            entrypoints: vec![EntryPoint {
+                name: "web".into(),
+                address: "127.0.0.1:1".parse().expect("addr"),
+                forwarded_headers: ForwardedHeaders::default(),
+                http2_max_concurrent_streams: 250,
+                options: Default::default(),
+            }],
+            ..Default::default()
+        };
+        for i in 0..routes {
+            let rule = format!("Host(`r{i}.scale.test`)");
+            let service = format!("apps-svc-{i}-80");
+            snapshot.routers.push(s::Router {
+                name: format!("apps-route-{i}-abcdef0123456789@kubernetescrd"),
+                entrypoints: vec!["web".into()],
+                expr: weir_proto::rule::parse(&rule).expect("valid rule"),
+                rule,
+                priority: 30,
+                service: service.clone(),
+                tls: false,
+                middlewares: vec![],
+            });
+            snapshot.services.push(s::Service {
+                name: service,
+                kind: ServiceKind::LoadBalancer(LoadBalancer {
+                    servers: vec![s::Server {
+                        url: format!("http://10.0.{}.{}:8080", i / 250 % 250, i % 250 + 1),
+                        address: format!("10.0.{}.{}:8080", i / 250 % 250, i % 250 + 1)
+                            .parse()
+                            .expect("addr"),
+                        weight: 1,
+                        scheme: s::Scheme::Http,
+                        hostname: None,
+                        fenced: false,
+                    }],
+                    pass_host_header: true,
+                    sticky: None,
+                    health_check: None,
+                    servers_transport: None,
+                    flush_interval_ms: 100,
+                    strategy: Default::default(),
+                }),
+            });
+        }
+        snapshot.routers.sort_by(|a, b| a.name.cmp(&b.name));
+        snapshot.services.sort_by(|a, b| a.name.cmp(&b.name));
+        snapshot
+    }
+
+    /// Phase timings of applying a snapshot at scale in the data plane (`cargo test --release
+    /// -p weir-dataplane --lib profile_apply -- --ignored --nocapture`; `WEIR_PROFILE_ROUTES`).
+    #[test]
+    #[ignore]
+    fn profile_apply() {
+        use std::time::Instant;
+        let routes: usize =
+            std::env::var("WEIR_PROFILE_ROUTES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+        let snapshot = scale_snapshot(routes);
+        let mut best = [std::time::Duration::MAX; 8];
+        for _ in 0..5 {
+            let t = Instant::now();
+            let bytes = snapshot.encode().expect("encode");
+            let encode = t.elapsed();
+            let t = Instant::now();
+            let decoded = Snapshot::decode(&bytes).expect("decode");
+            let decode = t.elapsed();
+            let t = Instant::now();
+            let compiled =
+                crate::service::compiled::compile(&decoded, &mut crate::health::flag).expect("services");
+            let services = t.elapsed();
+            drop(compiled);
+            let t = Instant::now();
+            let exprs: Vec<_> =
+                decoded.routers.iter().map(|r| CompiledExpr::compile(&r.expr).expect("expr")).collect();
+            let exprs_t = t.elapsed();
+            let t = Instant::now();
+            let index = RouterIndex::new(
+                decoded
+                    .routers
+                    .iter()
+                    .zip(exprs)
+                    .enumerate()
+                    .map(|(i, (r, expr))| IndexedRouter {
+                        name: r.name.clone(),
+                        priority: r.priority,
+                        expr,
+                        target: i,
+                    })
+                    .collect(),
+            );
+            let index_t = t.elapsed();
+            drop(index);
+            let t = Instant::now();
+            let table = Table::build(&decoded).expect("table");
+            let build = t.elapsed();
+            let t = Instant::now();
+            let with_servers = table.with_servers(&decoded, &|_| false).expect("table");
+            let with_servers_t = t.elapsed();
+            let t = Instant::now();
+            let reused = Table::build_after(&decoded, Some(Reuse { table: &table, unchanged: &|_| true }))
+                .expect("table");
+            let reused_t = t.elapsed();
+            let t = Instant::now();
+            let balancers = crate::service::state::Balancers::new(
+                &reused,
+                Some((&table, &crate::service::state::Balancers::new(&table, None))),
+            );
+            let balancers_t = t.elapsed();
+            drop((reused, balancers));
+            eprintln!("build_after (all services unchanged) {reused_t:?}, balancers (incl. one from scratch) {balancers_t:?}");
+            let t = Instant::now();
+            drop((table, with_servers, decoded));
+            let drop_t = t.elapsed();
+            for (b, d) in best.iter_mut().zip([
+                encode,
+                decode,
+                services,
+                exprs_t,
+                index_t,
+                build,
+                with_servers_t,
+                drop_t,
+            ]) {
+                *b = (*b).min(d);
+            }
+        }
+        eprintln!(
+            "apply at {routes} routes (fastest of 5): encode {:?}, decode {:?}, services compile {:?}, \
+             rule compile {:?}, router index {:?}, whole Table::build {:?}, with_servers {:?}, drop {:?}",
+            best[0], best[1], best[2], best[3], best[4], best[5], best[6], best[7]
+        );
     }
 }

@@ -293,6 +293,14 @@ fn kube_scale() {
     times.sort();
     let median = times[times.len() / 2];
     let max = times[times.len() - 1];
+    if std::env::var_os("WEIR_KUBE_LOG").is_some() {
+        // The per-phase timings of the last changes, as weir logged them.
+        let log = weir.log();
+        let lines: Vec<&str> = log.lines().collect();
+        for line in &lines[lines.len().saturating_sub(30)..] {
+            eprintln!("{line}");
+        }
+    }
     let control = rss_mib(weir.weir_pid());
     let dataplane = weir.dataplane_pid().map(rss_mib).unwrap_or(0.0);
     println!(

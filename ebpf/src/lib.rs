@@ -7,10 +7,12 @@ mod error;
 mod object;
 pub mod reuseport;
 pub mod splice;
+pub mod udp_fast;
 
 pub use error::EbpfError;
 pub use reuseport::{ReuseportCounters, ReuseportSteering};
 pub use splice::{duplicate, read_to_short, Direction, SpliceCounters, Spliced, Splicer};
+pub use udp_fast::{FlowActivity, FlowMap, FlowPair, UdpFastCounters, UdpFastPath};
 
 /// Whether this build carries the BPF objects (clang was found when it was compiled).
 pub fn objects_built() -> bool {

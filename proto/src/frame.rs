@@ -32,6 +32,15 @@ pub enum Frame {
         /// Where the encoded delta is.
         body: DeltaBody,
     },
+    /// Control plane → data plane: a [`ConfigDelta`](crate::config_delta::ConfigDelta) on top
+    /// of the snapshot being served (routers, services, middlewares changed by name), answered
+    /// with `Applied` / `Rejected` like a snapshot.
+    Delta {
+        /// Generation the data plane serves once the delta is applied.
+        generation: u64,
+        /// Where the encoded delta is.
+        body: DeltaBody,
+    },
     /// Data plane → control plane: the snapshot is serving.
     Applied {
         /// Generation applied.
@@ -81,7 +90,40 @@ pub enum DeltaBody {
     },
 }
 
-/// Largest encoded delta that travels inline in an `Endpoints` frame.
+impl DeltaBody {
+    /// One tag byte: 0 = the delta follows, 1 = an 8-byte memfd size follows.
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            DeltaBody::Inline(bytes) => {
+                let mut p = Vec::with_capacity(1 + bytes.len());
+                p.push(0);
+                p.extend_from_slice(bytes);
+                p
+            }
+            DeltaBody::Memfd { size } => {
+                let mut p = vec![1];
+                p.extend_from_slice(&size.to_le_bytes());
+                p
+            }
+        }
+    }
+
+    fn decode(kind: u16, payload: &[u8]) -> Result<DeltaBody, FrameError> {
+        match payload.split_first() {
+            Some((0, bytes)) => Ok(DeltaBody::Inline(bytes.to_vec())),
+            Some((1, size)) => {
+                let bytes: [u8; 8] = size.try_into().map_err(|_| FrameError::BadPayload {
+                    kind,
+                    reason: "delta memfd size must be 8 bytes",
+                })?;
+                Ok(DeltaBody::Memfd { size: u64::from_le_bytes(bytes) })
+            }
+            _ => Err(FrameError::BadPayload { kind, reason: "unknown delta body tag" }),
+        }
+    }
+}
+
+/// Largest encoded delta that travels inline in an `Endpoints` or `Delta` frame.
 pub const MAX_INLINE_DELTA: usize = MAX_FRAME_LEN - HEADER_LEN - 1;
 
 /// A frame that cannot be decoded.
@@ -129,6 +171,7 @@ impl Frame {
             Frame::Rejected { .. } => 4,
             Frame::Endpoints { .. } => 5,
             Frame::Listeners { .. } => 6,
+            Frame::Delta { .. } => 7,
         }
     }
 
@@ -139,6 +182,7 @@ impl Frame {
             | Frame::Snapshot { generation, .. }
             | Frame::Applied { generation }
             | Frame::Endpoints { generation, .. }
+            | Frame::Delta { generation, .. }
             | Frame::Rejected { generation, .. } => *generation,
             Frame::Listeners { .. } => 0,
         }
@@ -154,17 +198,7 @@ impl Frame {
                 r
             }
             // One tag byte: 0 = the delta follows, 1 = an 8-byte memfd size follows.
-            Frame::Endpoints { body: DeltaBody::Inline(bytes), .. } => {
-                let mut p = Vec::with_capacity(1 + bytes.len());
-                p.push(0);
-                p.extend_from_slice(bytes);
-                p
-            }
-            Frame::Endpoints { body: DeltaBody::Memfd { size }, .. } => {
-                let mut p = vec![1];
-                p.extend_from_slice(&size.to_le_bytes());
-                p
-            }
+            Frame::Endpoints { body, .. } | Frame::Delta { body, .. } => body.encode(),
             // The replace flag, then `entrypoint<TAB>address<LF>` per socket.
             Frame::Listeners { replace, entries } => {
                 let mut p = vec![u8::from(*replace)];
@@ -224,20 +258,8 @@ impl Frame {
                     .map_err(|_| FrameError::BadPayload { kind, reason: "reason is not UTF-8" })?;
                 Ok(Frame::Rejected { generation, reason })
             }
-            5 => {
-                let body = match payload.split_first() {
-                    Some((0, bytes)) => DeltaBody::Inline(bytes.to_vec()),
-                    Some((1, size)) => {
-                        let bytes: [u8; 8] = size.try_into().map_err(|_| FrameError::BadPayload {
-                            kind,
-                            reason: "delta memfd size must be 8 bytes",
-                        })?;
-                        DeltaBody::Memfd { size: u64::from_le_bytes(bytes) }
-                    }
-                    _ => return Err(FrameError::BadPayload { kind, reason: "unknown delta body tag" }),
-                };
-                Ok(Frame::Endpoints { generation, body })
-            }
+            5 => Ok(Frame::Endpoints { generation, body: DeltaBody::decode(kind, payload)? }),
+            7 => Ok(Frame::Delta { generation, body: DeltaBody::decode(kind, payload)? }),
             6 => {
                 let bad = |reason| FrameError::BadPayload { kind, reason };
                 let (flag, list) = payload.split_first().ok_or(bad("listeners frame without a flag"))?;
@@ -278,6 +300,8 @@ mod tests {
             Frame::Endpoints { generation: 8, body: DeltaBody::Inline(vec![1, 2, 3]) },
             Frame::Endpoints { generation: 8, body: DeltaBody::Inline(vec![0; MAX_INLINE_DELTA]) },
             Frame::Endpoints { generation: 9, body: DeltaBody::Memfd { size: 1 << 20 } },
+            Frame::Delta { generation: 10, body: DeltaBody::Inline(vec![4, 5]) },
+            Frame::Delta { generation: 11, body: DeltaBody::Memfd { size: 1 << 21 } },
             Frame::Listeners { replace: true, entries: vec![] },
             Frame::Listeners {
                 replace: false,

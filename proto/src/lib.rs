@@ -8,6 +8,7 @@ pub mod api;
 pub mod breaker;
 pub mod channel;
 pub mod client_hello;
+pub mod config_delta;
 pub mod delta;
 pub mod entrypoint;
 pub mod frame;
@@ -23,6 +24,7 @@ pub mod tcp;
 pub mod tls;
 pub mod udp;
 
+pub use config_delta::ConfigDelta;
 pub use delta::EndpointsDelta;
 pub use frame::{DeltaBody, Frame, FrameError, FRAME_VERSION};
 pub use snapshot::Snapshot;

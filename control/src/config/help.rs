@@ -191,6 +191,12 @@ weir options (also written --key VALUE, or --weir.KEY[=VALUE]):
     --experimental.sockmap
                          TCP passthrough bytes moved in the kernel by a sockmap (eBPF);
                          needs root or CAP_BPF + CAP_NET_ADMIN (default false)
+    --experimental.udpFastPath
+                         established UDP flows forwarded in the kernel by a TC program
+                         (eBPF); needs root or CAP_BPF + CAP_NET_ADMIN (default false)
+    --experimental.udpFastPath.interfaces LIST
+                         interfaces it is attached to, e.g. lo,eth0 (default: lo and
+                         every interface with a route)
     -h, --help           Print this help
     --version            Print the version
 ",

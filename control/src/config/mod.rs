@@ -81,6 +81,10 @@ pub struct StaticConfig {
     pub max_connections_per_worker: Option<usize>,
     /// `--experimental.sockmap`: TCP passthrough moved by the in-kernel sockmap splice.
     pub experimental_sockmap: bool,
+    /// `--experimental.udpFastPath`: established UDP flows forwarded by a TC program.
+    pub experimental_udp_fast_path: bool,
+    /// `--experimental.udpFastPath.interfaces`: where it is attached (comma-separated names).
+    pub experimental_udp_fast_path_interfaces: Option<String>,
     /// `--metrics.*`, `--accessLog.*`, `--log.*` (besides the level).
     pub observability: ObservabilityConfig,
     /// `--api.*` and `--ping.*`.
@@ -278,6 +282,8 @@ where
     let mut cpus = None;
     let mut max_connections_per_worker = None;
     let mut experimental_sockmap = false;
+    let mut experimental_udp_fast_path = false;
+    let mut experimental_udp_fast_path_interfaces = None;
     let mut observability = ObservabilityConfig::default();
     let mut api = ApiConfig::default();
 
@@ -304,6 +310,13 @@ where
                 max_connections_per_worker = Some(value::parse_workers(&value).map_err(invalid)?)
             }
             "experimental.sockmap" => experimental_sockmap = boolean()?,
+            "experimental.udpfastpath" => experimental_udp_fast_path = boolean()?,
+            "experimental.udpfastpath.interfaces" => {
+                if !value.split(',').any(|n| !n.trim().is_empty()) {
+                    return Err(invalid("no interface name".into()));
+                }
+                experimental_udp_fast_path_interfaces = Some(value.clone());
+            }
             "log.level" => log_level = Some(value.parse::<LogLevel>().map_err(invalid)?),
             "core.defaultrulesyntax" => {
                 default_rule_syntax = value::parse_rule_syntax(&value).map_err(invalid)?;
@@ -448,6 +461,8 @@ where
         cpus,
         max_connections_per_worker,
         experimental_sockmap,
+        experimental_udp_fast_path,
+        experimental_udp_fast_path_interfaces,
         observability,
         api,
         source: config_source,

@@ -108,8 +108,12 @@ fn options_and_defaults() {
         "--providers.kubernetescrd.allowCrossNamespace=true",
         "--Providers.KubernetesCRD.AllowEmptyServices",
         "--experimental.sockmap",
+        "--experimental.udpFastPath",
+        "--experimental.udpFastPath.interfaces=lo,eth0",
     ])
     .expect("full");
+    assert!(c.experimental_udp_fast_path);
+    assert_eq!(c.experimental_udp_fast_path_interfaces.as_deref(), Some("lo,eth0"));
     assert!(c.experimental_sockmap, "--experimental.sockmap is weir's, not an unsupported Traefik option");
     assert_eq!(c.socket, PathBuf::from("/run/s.sock"));
     assert_eq!(c.dataplane, PathBuf::from("/bin/dp"));

@@ -5,12 +5,15 @@
 //! the connection), `keepAliveMaxRequests` / `keepAliveMaxTime` (the response that reaches the
 //! limit carries `Connection: close`, as Traefik's keep-alive middleware does), plus the
 //! entrypoint's request checks: `http.underscoreHeadersStrategy` and `http.encodedCharacters`.
+//! [`Tracked`] also answers the request heads Go refuses (`head_check::Framing` judges them)
+//! with Go's bytes, written on the raw connection, in order after the earlier responses.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -207,39 +210,162 @@ pub fn close_after(resp: &mut Response<Body>) {
 }
 
 /// An IO that reports its traffic to an [`Activity`] and passes what it reads through the
-/// connection's [`head_check::Framing`] before hyper sees it.
+/// connection's [`head_check::Framing`] before hyper sees it. A head Go would refuse is not
+/// passed on: this IO writes Go's answer itself and ends the connection (see [`Refusing`]).
 #[derive(Debug)]
 pub struct Tracked<T> {
     inner: T,
     activity: Rc<Activity>,
     framing: head_check::Framing,
+    refusing: Option<Refusing>,
 }
+
+/// How long a refused connection keeps reading (and dropping) what the client still sends
+/// after Go's answer, so that closing does not reset the answer away (Go's `closeWriteAndWait`
+/// waits 500 ms after a 431).
+const LINGER: Duration = Duration::from_millis(500);
+
+/// A refused head being answered. Ordering: Go answers after the responses to the requests
+/// before the refused one, so the answer is written only when hyper is parsing the refused
+/// head's place in the stream — which it does only once the earlier responses are flushed.
+/// hyper reads while a response is in flight too (to notice a close), but only with an empty
+/// buffer; hence the one-byte marker: a read that finds hyper's buffer holding part of a head
+/// (the refused head's first bytes, or the marker) comes from hyper's head parser.
+#[derive(Debug)]
+struct Refusing {
+    /// hyper holds the refused head's first bytes (or the marker).
+    hyper_has_head: bool,
+    /// Bytes of the answer written.
+    written: usize,
+    /// The write side is shut; lingering until this sleep ends or the client closes.
+    linger: Option<Pin<Box<monoio::time::Sleep>>>,
+    done: bool,
+}
+
+/// What hyper is given in place of a refused head that it has no byte of: a method's first
+/// byte, so that it parses (and waits for more) instead of seeing the end of the stream.
+const MARKER: &[u8] = b"G";
 
 impl<T> Tracked<T> {
     /// `inner`, reporting to `activity`, its reads checked by `framing`.
     pub fn new(inner: T, activity: Rc<Activity>, framing: head_check::Framing) -> Tracked<T> {
-        Tracked { inner, activity, framing }
+        Tracked { inner, activity, framing, refusing: None }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> Tracked<T> {
+    /// Answers a refused head as Go does, then fails hyper's read: hyper drops the connection
+    /// without writing anything of its own (an IO error mid-parse has no automatic response).
+    fn poll_refuse(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let refused =
+            || Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionAborted, "request head refused")));
+        loop {
+            let Some(r) = self.refusing.as_mut() else { return refused() };
+            if r.done {
+                return refused();
+            }
+            let Some(answer) = self.framing.answer() else {
+                // Go's answer depends on bytes still to come (the rest of the head): read them,
+                // hyper gets none of them.
+                let mut scratch = [0u8; 2048];
+                let mut rb = ReadBuf::new(&mut scratch);
+                ready!(Pin::new(&mut self.inner).poll_read(cx, &mut rb))?;
+                let n = rb.filled().len();
+                if n == 0 {
+                    let _ = self.framing.eof();
+                } else {
+                    self.activity.read(n);
+                    let _ = self.framing.scan(rb.filled_mut());
+                }
+                continue;
+            };
+            if !r.hyper_has_head {
+                r.hyper_has_head = true;
+                if buf.remaining() >= MARKER.len() {
+                    buf.put_slice(MARKER);
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let bytes = answer.bytes();
+            while r.written < bytes.len() {
+                let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &bytes[r.written..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                r.written += n;
+                self.activity.wrote();
+            }
+            if r.linger.is_none() {
+                ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+                // FIN now: the client reads the answer to its end at once.
+                let _ = ready!(Pin::new(&mut self.inner).poll_shutdown(cx));
+                tracing::debug!(status = %answer.status(), "request head refused as Go refuses it");
+                r.linger = Some(Box::pin(monoio::time::sleep(LINGER)));
+            }
+            loop {
+                if r.linger.as_mut().is_some_and(|s| s.as_mut().poll(cx).is_ready()) {
+                    break;
+                }
+                let mut scratch = [0u8; 2048];
+                let mut rb = ReadBuf::new(&mut scratch);
+                match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(())) if !rb.filled().is_empty() => {}
+                    Poll::Ready(_) => break,
+                }
+            }
+            r.done = true;
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Tracked<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
         let this = &mut *self;
-        let out = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = out {
-            let read = &mut buf.filled_mut()[before..];
-            if this.framing.scan(read) {
-                tracing::debug!("request head refused before parsing (smuggling vector)");
-            }
-            this.activity.body_pending.set(this.framing.body_pending());
-            this.activity.read(read.len());
+        if this.refusing.is_some() {
+            return this.poll_refuse(cx, buf);
         }
-        out
+        if buf.remaining() == 0 {
+            // Nothing can be read: a zero-byte result would not be the end of the stream.
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        let n = buf.filled().len() - before;
+        if n == 0 {
+            // The client closed its side: Go answers a head cut short (hyper holds its bytes).
+            if this.framing.eof().is_none() {
+                return Poll::Ready(Ok(()));
+            }
+            this.refusing = Some(Refusing::new(true));
+            return this.poll_refuse(cx, buf);
+        }
+        this.activity.read(n);
+        match this.framing.scan(&mut buf.filled_mut()[before..]) {
+            head_check::Scan::Pass => {}
+            head_check::Scan::Spoiled => {
+                tracing::debug!("request head refused before parsing (malformed chunk)")
+            }
+            head_check::Scan::Refuse { keep, started_before } => {
+                buf.set_filled(before + keep);
+                this.refusing = Some(Refusing::new(started_before));
+                if keep == 0 {
+                    return this.poll_refuse(cx, buf);
+                }
+            }
+        }
+        this.activity.body_pending.set(this.framing.body_pending());
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Refusing {
+    fn new(hyper_has_head: bool) -> Refusing {
+        Refusing { hyper_has_head, written: 0, linger: None, done: false }
     }
 }
 

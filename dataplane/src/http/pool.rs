@@ -14,6 +14,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::{Either, FutureExt};
 use http::header::HOST;
 use http::uri::{Authority, PathAndQuery, Uri};
 use http::Version;
@@ -326,28 +327,35 @@ impl Pool {
     }
 }
 
-/// `try_send_request`, giving the request back when it never left.
-async fn try_send(
+/// `try_send_request`, giving the request back when it never left. Not an `async fn`: the
+/// request would then be kept twice in the future (as the argument and inside hyper's future),
+/// and every request's future is moved by hyper.
+fn try_send(
     sender: &mut http1::SendRequest<UpstreamBody>,
     req: Request<UpstreamBody>,
-) -> Result<Response<Incoming>, Result<Request<UpstreamBody>, hyper::Error>> {
-    sender.try_send_request(req).await.map_err(|mut e| match e.take_message() {
-        Some(back) => Ok(back),
-        None => Err(e.into_error()),
+) -> impl std::future::Future<Output = Result<Response<Incoming>, Result<Request<UpstreamBody>, hyper::Error>>>
+{
+    sender.try_send_request(req).map(|sent| {
+        sent.map_err(|mut e| match e.take_message() {
+            Some(back) => Ok(back),
+            None => Err(e.into_error()),
+        })
     })
 }
 
-/// Runs `fut` within the response header timeout, if there is one.
-async fn with_timeout<F: std::future::Future>(
+/// Runs `fut` within the response header timeout, if there is one. Not an `async fn`, for the
+/// same reason as [`try_send`]: `fut` is stored once, not as an argument and again as awaited.
+fn with_timeout<F: std::future::Future>(
     limit: Option<Duration>,
     addr: SocketAddr,
     fut: F,
-) -> Result<F::Output, UpstreamError> {
+) -> impl std::future::Future<Output = Result<F::Output, UpstreamError>> {
     match limit {
-        None => Ok(fut.await),
-        Some(limit) => {
-            monoio::time::timeout(limit, fut).await.map_err(|_| UpstreamError::ResponseHeaderTimeout { addr })
-        }
+        None => Either::Left(fut.map(Ok)),
+        Some(limit) => Either::Right(
+            monoio::time::timeout(limit, fut)
+                .map(move |r| r.map_err(|_| UpstreamError::ResponseHeaderTimeout { addr })),
+        ),
     }
 }
 

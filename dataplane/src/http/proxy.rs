@@ -14,13 +14,26 @@ use hyper::body::Incoming;
 use super::{forwarded, hop, path, responses, Body};
 use crate::middleware;
 use crate::router::{canonical_host, RequestInfo};
+use crate::tls::TlsConn;
 use crate::worker::Worker;
 
-/// Serves one request that arrived on entrypoint `entrypoint` from `peer`.
+/// What a request knows of the connection it arrived on. Passed as an argument, not as request
+/// extensions: each extension insert costs allocations (the map's box, its table, the value's
+/// box) on every request.
+pub struct Conn {
+    /// The client's address (after a PROXY header, the one it announced).
+    pub peer: SocketAddr,
+    /// Set when the connection is TLS.
+    pub tls: Option<Rc<TlsConn>>,
+    /// Set on HTTP/1.1 connections, which may be switched by an `Upgrade` (WebSocket).
+    pub id: Option<super::upgrade::ConnId>,
+}
+
+/// Serves one request that arrived on entrypoint `entrypoint` over `conn`.
 pub async fn handle(
     worker: Rc<Worker>,
     entrypoint: Rc<str>,
-    peer: SocketAddr,
+    conn: Conn,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     // Go's server refuses these heads before Traefik sees them (hyper lets them through).
@@ -30,9 +43,9 @@ pub async fn handle(
     // The table is fixed for the whole request: a new snapshot applies from the next one.
     let generation = worker.current();
     // Metrics and access logs: one capture here, one hook on the response (nothing when off).
-    let arrival = crate::observe::arrive(&worker, &generation, peer, &req);
+    let arrival = crate::observe::arrive(&worker, &generation, conn.peer, conn.tls.as_deref(), &req);
     let mut routed = crate::observe::Routed::default();
-    let resp = route(Rc::clone(&worker), &generation, Rc::clone(&entrypoint), peer, req, &mut routed).await?;
+    let resp = route(Rc::clone(&worker), &generation, Rc::clone(&entrypoint), conn, req, &mut routed).await?;
     let mut resp = match arrival {
         Some(arrival) => crate::observe::finish(arrival, &worker, &generation, &entrypoint, &routed, resp),
         None => resp,
@@ -49,10 +62,11 @@ async fn route<'g>(
     worker: Rc<Worker>,
     generation: &'g Rc<crate::worker::Generation>,
     entrypoint: Rc<str>,
-    peer: SocketAddr,
+    conn: Conn,
     mut req: Request<Incoming>,
     routed: &mut crate::observe::Routed<'g>,
 ) -> Result<Response<Body>, Infallible> {
+    let Conn { peer, tls: tls_conn, id: conn_id } = conn;
     let Some(ep) = generation.table.entrypoints.get(&*entrypoint) else {
         return Ok(responses::not_found());
     };
@@ -82,11 +96,7 @@ async fn route<'g>(
     let Ok(routing_path) = path::routing_path(&clean_path) else {
         return Ok(responses::bad_request());
     };
-    // Set by the connection server on requests that arrived over TLS.
-    let tls_conn = req.extensions_mut().remove::<crate::tls::TlsConn>();
     let tls = tls_conn.is_some();
-    // Set on HTTP/1.1 connections, which may be switched by an `Upgrade` (WebSocket).
-    let conn_id = req.extensions_mut().remove::<super::upgrade::ConnId>();
     let upgrade = conn_id.and_then(|_| super::upgrade::requested(req.headers()));
     let info = RequestInfo {
         host: &host,
@@ -133,13 +143,14 @@ async fn route<'g>(
     let table = &generation.table;
     let chain = if table.chains.is_empty() { None } else { table.chains.get(&router.name) };
     let mut req = req.map(crate::service::UpstreamBody::from);
-    // The `hrw` load-balancing strategy hashes the client's IP.
-    req.extensions_mut().insert(crate::lb::ClientIp(peer.ip()));
     // The middlewares work on owned copies of the path and query; without them the backend's
     // target is the client's, unless cleaning changed the path.
     let (rewritten, after, append_xff) = match chain {
         None => (None, None, true),
         Some(chain) => {
+            // The `hrw` load-balancing strategy hashes the client's IP; past the middlewares
+            // (Retry, Errors) `service::forward` finds it on the request.
+            req.extensions_mut().insert(crate::lb::ClientIp(peer.ip()));
             let method = req.method().clone();
             let (mut parts, mut body) = req.into_parts();
             let mut ex = middleware::Exchange {
@@ -203,7 +214,16 @@ async fn route<'g>(
                 // Without middlewares, `call_service` is `forward`: called directly, the
                 // request's future does not embed the Retry and Buffering loops (each holding
                 // another `forward`), which hyper would copy on every move.
-                None => crate::service::forward(worker, generation, router.target, req).await,
+                None => {
+                    crate::service::forward::forward_from(
+                        worker,
+                        generation,
+                        router.target,
+                        Some(peer.ip()),
+                        req,
+                    )
+                    .await
+                }
                 // Through the router's Retry, when it has one (boxed: see the chain above).
                 Some(after) => {
                     Box::pin(middleware::call_service(

@@ -36,7 +36,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
 /// An upstream connection after its `101`, with the bytes hyper had read past the head.
 type Upstream = Rewind<Box<dyn Io>>;
 
-/// Identifies an HTTP/1.1 client connection; requests carry it as an extension.
+/// Identifies an HTTP/1.1 client connection; its requests are handed it (`proxy::Conn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId(u64);
 

@@ -1,8 +1,10 @@
 //! `weir_ebpf_*` series: the counters the BPF programs keep in per-CPU array maps, read (and
 //! summed over CPUs) when `/metrics` is scraped. One series per program instance: the
 //! `sk_reuseport` steering program of each entrypoint's socket group, and the process's
-//! `sk_skb` splice program when `--experimental.sockmap` is in use. Nothing is kept here
-//! between scrapes; with no program loaded nothing is rendered.
+//! `sk_skb` splice program when `--experimental.sockmap` is in use, and the TC program of the
+//! UDP fast path (`--experimental.udpFastPath`), with beside it the flows it holds and the
+//! datagrams the userspace UDP proxy still relayed. Nothing is kept here between scrapes;
+//! with no program loaded nothing is rendered.
 
 use std::fmt::Write as _;
 
@@ -48,10 +50,33 @@ pub async fn render() -> String {
             drops: c.drops,
         });
     }
-    write(&rows, &steered)
+    let udp = crate::udp::fast::counters().map(|c| {
+        rows.push(Row {
+            program: "tc_udp_fast",
+            entrypoint: None,
+            packets: c.packets,
+            bytes: c.bytes,
+            redirects: c.redirects,
+            drops: c.drops,
+        });
+        UdpFast {
+            flows: crate::udp::fast::mirrored_flows(),
+            userspace: crate::udp::fast::userspace_datagrams(),
+        }
+    });
+    write(&rows, &steered, udp)
 }
 
-fn write(rows: &[Row], steered: &[(String, weir_ebpf::ReuseportCounters)]) -> String {
+/// The UDP fast path's figures beside its program's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UdpFast {
+    /// Flows mirrored into the map now.
+    flows: u64,
+    /// Datagrams the userspace proxy relayed since start.
+    userspace: u64,
+}
+
+fn write(rows: &[Row], steered: &[(String, weir_ebpf::ReuseportCounters)], udp: Option<UdpFast>) -> String {
     let mut out = String::new();
     if rows.is_empty() {
         return out;
@@ -84,6 +109,20 @@ fn write(rows: &[Row], steered: &[(String, weir_ebpf::ReuseportCounters)]) -> St
                 let _ = writeln!(out, "{name}{{entrypoint=\"{}\",choice=\"{choice}\"}} {v}", escape(ep));
             }
         }
+    }
+    if let Some(udp) = udp {
+        let name = "weir_ebpf_udp_fast_flows";
+        let _ = writeln!(
+            out,
+            "# HELP {name} UDP flows mirrored into the fast path's map.\n# TYPE {name} gauge\n{name} {}",
+            udp.flows
+        );
+        let name = "weir_udp_userspace_datagrams_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} UDP datagrams relayed by the userspace proxy, both ways.\n# TYPE {name} counter\n{name} {}",
+            udp.userspace
+        );
     }
     out
 }
@@ -121,7 +160,7 @@ mod tests {
             "web".to_string(),
             weir_ebpf::ReuseportCounters { same_cpu: 3, hashed: 1, kernel: 1, bytes: 0 },
         )];
-        let text = write(&rows, &steered);
+        let text = write(&rows, &steered, Some(UdpFast { flows: 3, userspace: 12 }));
         for line in [
             r#"weir_ebpf_packets_total{program="sk_reuseport",entrypoint="web"} 5"#,
             r#"weir_ebpf_redirects_total{program="sk_reuseport",entrypoint="web"} 4"#,
@@ -129,6 +168,8 @@ mod tests {
             r#"weir_ebpf_drops_total{program="sk_skb_splice"} 2"#,
             r#"weir_ebpf_steered_total{entrypoint="web",choice="same_cpu"} 3"#,
             "# TYPE weir_ebpf_packets_total counter",
+            "weir_ebpf_udp_fast_flows 3",
+            "weir_udp_userspace_datagrams_total 12",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
@@ -136,6 +177,6 @@ mod tests {
 
     #[test]
     fn nothing_when_no_program_is_loaded() {
-        assert_eq!(write(&[], &[]), "");
+        assert_eq!(write(&[], &[], None), "");
     }
 }

@@ -23,16 +23,30 @@ use crate::http::{hop, responses, Body};
 use crate::table::ServiceId;
 use crate::worker::{Generation, Worker};
 
-/// Forwards `req` (headers already rewritten by the entrypoint) to service `id`.
+/// Forwards `req` (headers already rewritten by the entrypoint) to service `id`; the client's
+/// address (for `hrw`) is the request's [`crate::lb::ClientIp`] extension.
 pub async fn forward(
     worker: Rc<Worker>,
     generation: Rc<Generation>,
     id: ServiceId,
+    req: Request<UpstreamBody>,
+) -> Response<Body> {
+    let client_ip = req.extensions().get::<crate::lb::ClientIp>().map(|c| c.0);
+    forward_from(worker, generation, id, client_ip, req).await
+}
+
+/// [`forward`] with the client's address given: the request handler's path without
+/// middlewares passes it instead of inserting an extension (an allocation per request).
+pub async fn forward_from(
+    worker: Rc<Worker>,
+    generation: Rc<Generation>,
+    id: ServiceId,
+    client_ip: Option<std::net::IpAddr>,
     mut req: Request<UpstreamBody>,
 ) -> Response<Body> {
     let services = &generation.table.services;
     let mut walk = Walk::default();
-    walk.client_ip = req.extensions().get::<crate::lb::ClientIp>().map(|c| c.0);
+    walk.client_ip = client_ip;
     let (mut lb_id, mut index) = match generation.balancers.pick(services, id, req.headers(), &mut walk) {
         Ok(picked) => picked,
         Err(Stop::Noop) => return responses::teapot(),

@@ -47,7 +47,7 @@ pub struct Selected {
     pub config: Option<Arc<ServerConfig>>,
 }
 
-/// What is known about a connection that arrived over TLS; requests carry it as an extension.
+/// What is known about a connection that arrived over TLS (its requests get it in `http::proxy::Conn`).
 #[derive(Debug, Clone)]
 pub struct TlsConn {
     /// The TLS option the handshake used.

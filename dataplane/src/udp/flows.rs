@@ -73,8 +73,20 @@ impl<V> FlowTable<V> {
 
     /// A datagram from `peer` arrived at `now`: its live flow (touched), or `New`.
     pub fn lookup(&mut self, peer: SocketAddr, now: Instant) -> Lookup<'_, V> {
+        self.lookup_with(peer, now, |_| None)
+    }
+
+    /// [`FlowTable::lookup`] for flows that may also be active where this table does not see
+    /// it (the kernel's UDP fast path): a flow idle here for the timeout is asked
+    /// `seen_elsewhere` before it ends, and stays live if that activity is recent enough.
+    pub fn lookup_with(
+        &mut self,
+        peer: SocketAddr,
+        now: Instant,
+        seen_elsewhere: impl FnMut(&V) -> Option<Instant>,
+    ) -> Lookup<'_, V> {
         let Some(&i) = self.index.get(&peer) else { return Lookup::New(None) };
-        if self.expired(i, now) {
+        if self.expired(i, now) && !self.revive(i, now, seen_elsewhere) {
             return Lookup::New(Some(self.remove_slot(i)));
         }
         self.touch_slot(i, now);
@@ -129,9 +141,24 @@ impl<V> FlowTable<V> {
 
     /// Removes every flow idle for `timeout` or more at `now`, longest idle first.
     pub fn expire(&mut self, now: Instant) -> Vec<(SocketAddr, V)> {
+        self.expire_with(now, |_| None)
+    }
+
+    /// [`FlowTable::expire`], asking `seen_elsewhere` about each flow idle here before ending
+    /// it (see [`FlowTable::lookup_with`]); a flow active elsewhere within the timeout is
+    /// touched at that time and kept.
+    pub fn expire_with(
+        &mut self,
+        now: Instant,
+        mut seen_elsewhere: impl FnMut(&V) -> Option<Instant>,
+    ) -> Vec<(SocketAddr, V)> {
         let mut out = Vec::new();
         while self.head != NIL && self.expired(self.head, now) {
             let i = self.head;
+            // A revived flow moves to the tail, no longer expired: the loop ends.
+            if self.revive(i, now, &mut seen_elsewhere) {
+                continue;
+            }
             let peer = self.peer_of(i);
             out.push((peer, self.remove_slot(i)));
         }
@@ -141,6 +168,25 @@ impl<V> FlowTable<V> {
     /// When the longest-idle flow expires, if there is one.
     pub fn next_expiry(&self) -> Option<Instant> {
         self.slots.get(self.head).and_then(Option::as_ref).map(|n| n.last_seen + self.timeout)
+    }
+
+    /// Keeps slot `i` (expired here) when `seen_elsewhere` says it was active within the
+    /// timeout: touched at that time. The slot then sits at the tail although others there may
+    /// have been touched later; it ends at the latest when those before it have.
+    fn revive(
+        &mut self,
+        i: usize,
+        now: Instant,
+        mut seen_elsewhere: impl FnMut(&V) -> Option<Instant>,
+    ) -> bool {
+        let Some(node) = &self.slots[i] else { return false };
+        match seen_elsewhere(&node.value) {
+            Some(at) if now.saturating_duration_since(at) < self.timeout => {
+                self.touch_slot(i, at);
+                true
+            }
+            _ => false,
+        }
     }
 
     fn expired(&self, i: usize, now: Instant) -> bool {
@@ -341,6 +387,31 @@ mod tests {
             let want: Vec<_> = want_evicted.iter().map(|(p, v)| (peer(*p), *v)).collect();
             assert_eq!(evicted, want, "{name}: evicted");
         }
+    }
+
+    #[test]
+    fn activity_seen_elsewhere_keeps_a_flow() {
+        let start = Instant::now();
+        let ms = |n: u64| start + Duration::from_millis(n);
+        let mut table = FlowTable::new(Duration::from_millis(1000), 8);
+        table.insert(peer(1), 1u32, ms(0));
+        table.insert(peer(2), 2u32, ms(0));
+        // Flow 1 forwarded by the kernel at 900 ms; flow 2 never.
+        let kernel = |v: &u32| (*v == 1).then(|| ms(900));
+        let ended: Vec<u32> = table.expire_with(ms(1500), kernel).into_iter().map(|(_, v)| v).collect();
+        assert_eq!(ended, vec![2], "idle everywhere ends, active in the kernel stays");
+        assert_eq!(table.next_expiry(), Some(ms(1900)), "kept at the kernel's time, not the sweep's");
+        // Still active in the kernel when a datagram comes through userspace: the same flow.
+        assert_eq!(table.lookup_with(peer(1), ms(1800), kernel), Lookup::Live(&1));
+        // Idle in the kernel too for the timeout: the flow ends.
+        assert_eq!(table.lookup_with(peer(1), ms(2900), kernel), Lookup::New(Some(1)));
+        table.insert(peer(3), 3u32, ms(3000));
+        let stale = |_: &u32| Some(ms(100));
+        assert_eq!(
+            table.expire_with(ms(4000), stale).len(),
+            1,
+            "activity older than the timeout does not keep it"
+        );
     }
 
     #[test]

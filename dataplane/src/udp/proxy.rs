@@ -24,6 +24,7 @@ use monoio::net::udp::UdpSocket;
 use socket2::SockAddr;
 
 use super::batch::{self, RecvBatch, BATCH};
+use super::fast;
 use super::flows::{FlowTable, Lookup};
 use super::table::{Balancer, ServiceTree, UdpEntry, UdpTable};
 use super::MAX_FLOWS_PER_WORKER;
@@ -105,6 +106,8 @@ fn gso_start() -> usize {
 /// One UDP entrypoint on one worker.
 struct Entry {
     name: Rc<str>,
+    /// The bound address (the fast path's "listener" side of a flow).
+    address: SocketAddr,
     timeout: Duration,
     listener: UdpSocket,
     flows: RefCell<FlowTable<Flow>>,
@@ -128,15 +131,54 @@ struct Flow {
 /// A flow's socket connected to its backend, and the GSO segment sizes each way's route has
 /// not refused ([`batch::send`]; a route that refuses them limits this flow only).
 struct Upstream {
+    /// First, so a mirrored flow leaves the map before its socket closes.
+    fast: RefCell<Fast>,
     socket: UdpSocket,
     gso_to_backend: Cell<usize>,
     gso_to_client: Cell<usize>,
+}
+
+/// A flow's place in the UDP fast path (`--experimental.udpFastPath`).
+enum Fast {
+    /// Not mirrored: off, not eligible, or the map refused it.
+    Off,
+    /// To mirror once its first datagram has gone out.
+    Pending { client: SocketAddr, backend: SocketAddr },
+    /// In the kernel's map; dropping it takes it out.
+    On(fast::Mirrored),
+}
+
+impl Upstream {
+    /// Mirrors the flow into the fast path's map if it waits for that (after its first
+    /// datagrams went out through userspace, so the kernel's never overtake them).
+    fn mirror_pending(&self, listener: SocketAddr) {
+        let mut state = self.fast.borrow_mut();
+        if let Fast::Pending { client, backend } = *state {
+            let mirrored =
+                self.socket.local_addr().ok().and_then(|flow| fast::mirror(listener, client, flow, backend));
+            *state = mirrored.map_or(Fast::Off, Fast::On);
+        }
+    }
+
+    /// When the kernel last forwarded a datagram of this flow (never, if it is not mirrored).
+    fn last_forwarded(&self, now: Instant) -> Option<Instant> {
+        match &*self.fast.borrow() {
+            Fast::On(mirrored) => mirrored.last_forwarded(now),
+            _ => None,
+        }
+    }
+}
+
+/// Activity of `flow` the flow table does not see: datagrams the kernel forwarded.
+fn seen_in_kernel(now: Instant) -> impl FnMut(&Flow) -> Option<Instant> {
+    move |flow| flow.upstream.last_forwarded(now)
 }
 
 impl Entry {
     fn new(spec: &UdpEntry, listener: UdpSocket) -> Entry {
         let entry = Entry {
             name: Rc::from(spec.name.as_str()),
+            address: spec.address,
             timeout: spec.timeout,
             listener,
             flows: RefCell::new(FlowTable::new(spec.timeout, MAX_FLOWS_PER_WORKER)),
@@ -178,7 +220,7 @@ impl Entry {
     /// The upstream of `peer`'s flow, opening a flow (and picking a backend) when it has none;
     /// `None` drops the datagram (no router, no server, no socket).
     fn upstream_for(self: &Rc<Self>, peer: SocketAddr, now: Instant) -> Option<Rc<Upstream>> {
-        if let Lookup::Live(flow) = self.flows.borrow_mut().lookup(peer, now) {
+        if let Lookup::Live(flow) = self.flows.borrow_mut().lookup_with(peer, now, seen_in_kernel(now)) {
             return Some(Rc::clone(&flow.upstream));
         }
         let backend = self.route.borrow_mut().as_mut()?.balancer.pick()?;
@@ -189,7 +231,9 @@ impl Entry {
                 return None;
             }
         };
+        let fast = if fast::enabled() { Fast::Pending { client: peer, backend } } else { Fast::Off };
         let upstream = Rc::new(Upstream {
+            fast: RefCell::new(fast),
             socket,
             gso_to_backend: Cell::new(gso_start()),
             gso_to_client: Cell::new(gso_start()),
@@ -280,6 +324,7 @@ async fn receive_loop(entry: Rc<Entry>, mut stop: oneshot::Receiver<()>) {
                 continue;
             }
         };
+        fast::count_userspace(n);
         // One clock read per batch: the datagrams of a batch arrived together.
         let now = Instant::now();
         targets.clear();
@@ -298,6 +343,7 @@ async fn receive_loop(entry: Rc<Entry>, mut stop: oneshot::Receiver<()>) {
                 }
             }
             send_all(&upstream.socket, None, &group[..len], &upstream.gso_to_backend, &what).await;
+            upstream.mirror_pending(entry.address);
         }
     }
 }
@@ -334,6 +380,7 @@ async fn reply_loop(
                     break true;
                 }
             };
+            fast::count_userspace(n);
             entry.flows.borrow_mut().touch(peer, Instant::now());
             let mut group: [&[u8]; BATCH] = [&[]; BATCH];
             for (i, slot) in group.iter_mut().enumerate().take(n) {
@@ -359,7 +406,8 @@ async fn sweep_loop(entry: Rc<Entry>, mut stop: oneshot::Receiver<()>) {
         if let Either::Right(_) = select(tick, &mut stop).await {
             return;
         }
-        let ended = entry.flows.borrow_mut().expire(Instant::now());
+        let now = Instant::now();
+        let ended = entry.flows.borrow_mut().expire_with(now, seen_in_kernel(now));
         drop(ended);
     }
 }
