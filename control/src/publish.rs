@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use weir_proto::channel::{self, ChannelError, Conn};
 use weir_proto::frame::{ListenerEntry, MAX_FDS_PER_FRAME, MAX_INLINE_DELTA};
 use weir_proto::snapshot::SnapshotError;
-use weir_proto::{ConfigDelta, DeltaBody, EndpointsDelta, Frame, Snapshot};
+use weir_proto::{ConfigDelta, DeltaBody, Frame, Snapshot};
 
 use crate::supervise::{Launcher, SuperviseError, Supervisor};
 
@@ -237,12 +237,19 @@ impl Publisher {
     async fn send(&mut self, fd: &AsyncFd<Conn>, snapshot: Arc<Snapshot>) -> Result<(), PublishError> {
         let started = Instant::now();
         let generation = self.generation + 1;
-        let delta = match &self.last {
-            Some((base, last)) if self.deltas => EndpointsDelta::between(last, &snapshot).map(|mut d| {
+        // One diff by name against the last snapshot sent (routers, services and middlewares
+        // are sorted by name); when it only changes load balancers' servers it goes out as the
+        // smaller endpoints delta.
+        let config = match &self.last {
+            Some((base, last)) if self.deltas => ConfigDelta::between(last, &snapshot).map(|mut d| {
                 d.base_generation = *base;
                 d.generation = generation;
                 d
             }),
+            _ => None,
+        };
+        let delta = match (&config, &self.last) {
+            (Some(c), Some((_, last))) => c.endpoints_only(last),
             _ => None,
         };
         if let Some(delta) = delta {
@@ -265,15 +272,7 @@ impl Publisher {
         }
         // Anything else changed: the routers, services and middlewares that changed, by name
         // (plus the other sections when they changed), unless most of it changed.
-        let config = match &self.last {
-            Some((base, last)) if self.deltas => ConfigDelta::between(last, &snapshot).map(|mut d| {
-                d.base_generation = *base;
-                d.generation = generation;
-                d
-            }),
-            _ => None,
-        };
-        if let Some(delta) = config {
+        if let Some(delta) = config.filter(|d| d.is_small(&snapshot)) {
             let bytes = delta.encode()?;
             let (body, memfd) = if bytes.len() <= MAX_INLINE_DELTA {
                 (DeltaBody::Inline(bytes), None)
@@ -401,6 +400,7 @@ mod tests {
     use super::*;
     use weir_proto::channel::{read_sealed, Listener};
     use weir_proto::snapshot::{LoadBalancer, Scheme, Server, Service, ServiceKind};
+    use weir_proto::EndpointsDelta;
 
     struct NoLauncher;
     impl Launcher for NoLauncher {

@@ -35,7 +35,16 @@ struct Revisions {
     /// Last revision handed out.
     last: u64,
     of: HashMap<Dep, u64>,
+    /// Every dependency changed, with the revision of the change, oldest first; bounded by
+    /// [`CHANGE_LOG_LIMIT`] (cleared when full: see `log_floor`).
+    log: Vec<(u64, Dep)>,
+    /// Changes up to this revision are no longer in `log`.
+    log_floor: u64,
 }
+
+/// Entries kept in the change log before it is cleared (a reader that falls behind checks
+/// every dependency instead).
+const CHANGE_LOG_LIMIT: usize = 16 * 1024;
 
 impl Revisions {
     fn get(&self, dep: &Dep) -> u64 {
@@ -46,6 +55,8 @@ impl Revisions {
     fn changed(&mut self, kind: Kind, key: &Key, present: bool) {
         self.last += 1;
         let dep = Dep::Object(kind, key.0.clone(), key.1.clone());
+        self.log_change(dep.clone());
+        self.log_change(Dep::Kind(kind));
         if present {
             self.of.insert(dep, self.last);
         } else {
@@ -55,7 +66,17 @@ impl Revisions {
     }
 
     fn slices_changed(&mut self, namespace: &str, service: &str) {
-        self.of.insert(Dep::Slices(namespace.to_string(), service.to_string()), self.last);
+        let dep = Dep::Slices(namespace.to_string(), service.to_string());
+        self.log_change(dep.clone());
+        self.of.insert(dep, self.last);
+    }
+
+    fn log_change(&mut self, dep: Dep) {
+        if self.log.len() >= CHANGE_LOG_LIMIT {
+            self.log.clear();
+            self.log_floor = self.last;
+        }
+        self.log.push((self.last, dep));
     }
 }
 
@@ -414,6 +435,21 @@ impl ObjectStore {
     /// The revision of `dep`: changes whenever what it names changes (0: absent).
     pub fn revision(&self, dep: &Dep) -> u64 {
         self.revisions.get(dep)
+    }
+
+    /// The latest revision handed out (0 before any change).
+    pub fn last_revision(&self) -> u64 {
+        self.revisions.last
+    }
+
+    /// Every dependency changed after `revision` (with repeats), or `None` when the change
+    /// log no longer reaches back that far.
+    pub fn changed_since(&self, revision: u64) -> Option<impl Iterator<Item = &Dep>> {
+        if revision < self.revisions.log_floor {
+            return None;
+        }
+        let start = self.revisions.log.partition_point(|(r, _)| *r <= revision);
+        Some(self.revisions.log[start..].iter().map(|(_, d)| d))
     }
 
     /// Starts recording reads (see [`ReadScope`]).

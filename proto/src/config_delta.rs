@@ -204,9 +204,8 @@ fn merge<T: Named>(list: Vec<T>, changes: Changes<T>) -> Vec<T> {
 }
 
 impl ConfigDelta {
-    /// The delta that turns `old` into `new`, or `None` when the whole snapshot should be sent
-    /// instead: a list not sorted by name, or more than half of the items changed. Generations
-    /// are taken from the two snapshots.
+    /// The delta that turns `old` into `new`, or `None` when a list is not sorted by name.
+    /// Generations are taken from the two snapshots. See [`ConfigDelta::is_small`].
     pub fn between(old: &Snapshot, new: &Snapshot) -> Option<ConfigDelta> {
         if !(sorted(&old.routers)
             && sorted(&new.routers)
@@ -220,10 +219,6 @@ impl ConfigDelta {
         let routers = diff(&old.routers, &new.routers);
         let services = diff(&old.services, &new.services);
         let middlewares = diff(&old.middlewares, &new.middlewares);
-        let total = new.routers.len() + new.services.len() + new.middlewares.len();
-        if (routers.len() + services.len() + middlewares.len()) * 2 > total.max(1) {
-            return None;
-        }
         let same_sections = old.entrypoints == new.entrypoints
             && old.servers_transports == new.servers_transports
             && old.tls == new.tls
@@ -250,6 +245,13 @@ impl ConfigDelta {
             middlewares,
             sections,
         })
+    }
+
+    /// Whether at most half of the items of `new` (the snapshot the delta leads to) changed:
+    /// beyond that the full snapshot is sent instead.
+    pub fn is_small(&self, new: &Snapshot) -> bool {
+        let total = new.routers.len() + new.services.len() + new.middlewares.len();
+        (self.routers.len() + self.services.len() + self.middlewares.len()) * 2 <= total.max(1)
     }
 
     /// Checks that the delta applies to `snapshot`; [`ConfigDelta::apply_to`] then cannot fail.
@@ -284,6 +286,37 @@ impl ConfigDelta {
             snapshot.api = s.api;
         }
         Ok(())
+    }
+
+    /// The same change as an [`EndpointsDelta`](crate::delta::EndpointsDelta) when it only
+    /// changes the servers of load balancers `old` already has (what
+    /// `EndpointsDelta::between` would find, without comparing the snapshots again).
+    pub fn endpoints_only(&self, old: &Snapshot) -> Option<crate::delta::EndpointsDelta> {
+        use crate::snapshot::ServiceKind;
+        if !self.routers.is_empty()
+            || !self.middlewares.is_empty()
+            || self.sections.is_some()
+            || !self.services.removed.is_empty()
+        {
+            return None;
+        }
+        let mut services = Vec::with_capacity(self.services.set.len());
+        for new in &self.services.set {
+            let i = old.services.binary_search_by(|s| s.name.as_str().cmp(&new.name)).ok()?;
+            match (&old.services[i].kind, &new.kind) {
+                (ServiceKind::LoadBalancer(a), ServiceKind::LoadBalancer(b))
+                    if crate::delta::same_except_servers(a, b) =>
+                {
+                    services.push((new.name.clone(), b.servers.clone()))
+                }
+                _ => return None,
+            }
+        }
+        Some(crate::delta::EndpointsDelta {
+            base_generation: self.base_generation,
+            generation: self.generation,
+            services,
+        })
     }
 
     /// Names of the services the delta adds or changes.
@@ -377,17 +410,18 @@ mod tests {
             let new = snapshot(round + 1, &new_refs, &services[n / 3..]);
             match ConfigDelta::between(&old, &new) {
                 Some(delta) => {
+                    let d = diff(&old.routers, &new.routers).len() + diff(&old.services, &new.services).len();
+                    assert_eq!(
+                        delta.is_small(&new),
+                        d * 2 <= (new.routers.len() + new.services.len()).max(1)
+                    );
                     let decoded = ConfigDelta::decode(&delta.encode().expect("encode")).expect("decode");
                     assert_eq!(decoded, delta);
                     let mut applied = old.clone();
                     delta.apply_to(&mut applied).expect("applies");
                     assert_eq!(applied, new, "round {round}");
                 }
-                // Refused only when most items changed.
-                None => {
-                    let d = diff(&old.routers, &new.routers).len() + diff(&old.services, &new.services).len();
-                    assert!(d * 2 > (new.routers.len() + new.services.len()).max(1), "round {round}");
-                }
+                None => panic!("round {round}: sorted lists always give a delta"),
             }
         }
     }
@@ -401,6 +435,7 @@ mod tests {
         changed[500].1 = "b";
         let new = snapshot(2, &changed, &[]);
         let delta = ConfigDelta::between(&old, &new).expect("a delta");
+        assert!(delta.is_small(&new));
         assert_eq!(delta.routers.set.len(), 1);
         assert!(delta.routers.removed.is_empty() && delta.services.is_empty() && delta.sections.is_none());
         assert!(delta.encode().expect("encode").len() < 300);
@@ -416,6 +451,36 @@ mod tests {
         let mut applied = new.clone();
         delta.apply_to(&mut applied).expect("applies");
         assert_eq!(applied, with_tls);
+    }
+
+    /// Only servers changed: the same delta `EndpointsDelta::between` finds.
+    #[test]
+    fn servers_only_changes_are_endpoint_deltas() {
+        let services: Vec<(String, bool)> = (0..10).map(|i| (format!("s{i}"), true)).collect();
+        let refs: Vec<(&str, bool)> = services.iter().map(|(n, p)| (n.as_str(), *p)).collect();
+        let old = snapshot(1, &[], &refs);
+        let mut new = snapshot(2, &[], &refs);
+        if let ServiceKind::LoadBalancer(lb) = &mut new.services[3].kind {
+            lb.servers.push(crate::snapshot::Server {
+                url: "http://10.0.0.1:80".into(),
+                address: "10.0.0.1:80".parse().expect("address"),
+                weight: 1,
+                scheme: crate::snapshot::Scheme::Http,
+                hostname: None,
+                fenced: false,
+            });
+        }
+        let delta = ConfigDelta::between(&old, &new).expect("a delta");
+        assert_eq!(delta.endpoints_only(&old), crate::delta::EndpointsDelta::between(&old, &new));
+        assert!(delta.endpoints_only(&old).is_some());
+        // Anything else changing is not an endpoints delta.
+        let mut other = new.clone();
+        if let ServiceKind::LoadBalancer(lb) = &mut other.services[5].kind {
+            lb.pass_host_header = false;
+        }
+        let delta = ConfigDelta::between(&old, &other).expect("a delta");
+        assert_eq!(delta.endpoints_only(&old), None);
+        assert_eq!(crate::delta::EndpointsDelta::between(&old, &other), None);
     }
 
     #[test]

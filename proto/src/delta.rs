@@ -123,7 +123,7 @@ impl EndpointsDelta {
     }
 }
 
-fn same_except_servers(a: &LoadBalancer, b: &LoadBalancer) -> bool {
+pub(crate) fn same_except_servers(a: &LoadBalancer, b: &LoadBalancer) -> bool {
     a.pass_host_header == b.pass_host_header
         && a.sticky == b.sticky
         && a.health_check == b.health_check

@@ -13,6 +13,8 @@ use super::{
     TranslateOptions, Translation,
 };
 use crate::objects::Kind;
+use std::collections::{BTreeSet, HashMap};
+
 use crate::store::{Dep, ObjectStore, StoreId};
 
 /// A kept result and what it was computed from.
@@ -48,6 +50,11 @@ pub struct TranslationCache {
     store: Option<StoreId>,
     /// IngressRoutes by (namespace, name), in the store's order.
     ingress_routes: Vec<((String, String), Entry<ingressroute::Translated>)>,
+    /// Which IngressRoutes read each dependency. It may still name some that no longer read
+    /// it (those are checked precisely, and kept when fresh), never misses one that does.
+    readers: HashMap<Dep, BTreeSet<(String, String)>>,
+    /// The store's revision when the entries were last checked.
+    seen: u64,
     stats: CacheStats,
 }
 
@@ -67,6 +74,7 @@ impl TranslationCache {
     pub fn translate(&mut self, store: &ObjectStore, options: &TranslateOptions) -> Translation {
         if self.options.as_ref() != Some(options) || self.store != Some(store.id()) {
             self.ingress_routes.clear();
+            self.readers.clear();
             self.options = Some(options.clone());
             self.store = Some(store.id());
         }
@@ -84,9 +92,26 @@ impl TranslationCache {
         out
     }
 
+    /// The IngressRoutes whose kept translation may be stale: the readers of every dependency
+    /// changed since the last translation, sorted; `None` when the store's change log does
+    /// not reach back that far (then every entry is checked).
+    fn suspects(&self, store: &ObjectStore) -> Option<Vec<(String, String)>> {
+        let mut suspects = BTreeSet::new();
+        for dep in store.changed_since(self.seen)? {
+            if let Some(readers) = self.readers.get(dep) {
+                suspects.extend(readers.iter());
+            }
+        }
+        Some(suspects.into_iter().cloned().collect())
+    }
+
     /// The IngressRoutes: kept entries are walked beside the store (both sorted by namespace
-    /// and name), so matching them costs no lookups.
+    /// and name), so matching them costs no lookups; only the suspects' dependencies are
+    /// looked up (a change to one object checks the few IngressRoutes that read it, not all).
     fn ingress_routes(&mut self, store: &ObjectStore, options: &TranslateOptions, out: &mut Translation) {
+        let suspects = if self.ingress_routes.is_empty() { None } else { self.suspects(store) };
+        let mut suspects = suspects.map(|s| s.into_iter().peekable());
+        self.seen = store.last_revision();
         let mut old = std::mem::take(&mut self.ingress_routes).into_iter().peekable();
         let mut next = Vec::with_capacity(old.len());
         for ir in store.ingress_routes() {
@@ -99,7 +124,17 @@ impl TranslationCache {
                 Some(((n, m), _)) if (n.as_str(), m.as_str()) == (ns, name) => old.next(),
                 _ => None,
             };
-            let (key, entry) = match kept.filter(|(_, e)| e.fresh(store)) {
+            // Whether this IngressRoute read something that changed (both lists are sorted).
+            let suspect = match suspects.as_mut() {
+                None => true,
+                Some(list) => {
+                    while list.peek().is_some_and(|(n, m)| (n.as_str(), m.as_str()) < (ns, name)) {
+                        list.next();
+                    }
+                    list.peek().is_some_and(|(n, m)| (n.as_str(), m.as_str()) == (ns, name))
+                }
+            };
+            let (key, entry) = match kept.filter(|(_, e)| !suspect || e.fresh(store)) {
                 Some(kept) => {
                     self.stats.reused += 1;
                     kept
@@ -109,7 +144,12 @@ impl TranslationCache {
                     let scope = store.record_reads();
                     store.note_read(Dep::Object(Kind::IngressRoute, ns.to_string(), name.to_string()));
                     let output = ingressroute::translate_object(ir, store, options);
-                    ((ns.to_string(), name.to_string()), Entry { deps: scope.finish(), output })
+                    let key = (ns.to_string(), name.to_string());
+                    let deps = scope.finish();
+                    for (dep, _) in &deps {
+                        self.readers.entry(dep.clone()).or_default().insert(key.clone());
+                    }
+                    (key, Entry { deps, output })
                 }
             };
             ingressroute::merge(&entry.output, out);

@@ -329,7 +329,9 @@ impl Pool {
 
 /// `try_send_request`, giving the request back when it never left. Not an `async fn`: the
 /// request would then be kept twice in the future (as the argument and inside hyper's future),
-/// and every request's future is moved by hyper.
+/// and every request's future is moved by hyper. The large `Err` is the unsent request itself,
+/// handed back to be sent on another connection (boxing it would allocate per request).
+#[allow(clippy::result_large_err)]
 fn try_send(
     sender: &mut http1::SendRequest<UpstreamBody>,
     req: Request<UpstreamBody>,

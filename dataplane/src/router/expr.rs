@@ -144,11 +144,9 @@ impl CompiledExpr {
 
     /// The hosts a request must have for this rule to match, if the rule pins them down:
     /// `Some(keys)` means "only requests whose host is one of these can match".
-    pub fn required_hosts(&self) -> Option<Vec<HostCond>> {
+    pub fn required_hosts(&self) -> Option<Vec<&HostCond>> {
         match self {
-            CompiledExpr::Cond(Cond::Host(h @ (HostCond::Exact(_) | HostCond::Wildcard(_)))) => {
-                Some(vec![h.clone()])
-            }
+            CompiledExpr::Cond(Cond::Host(h @ (HostCond::Exact(_) | HostCond::Wildcard(_)))) => Some(vec![h]),
             CompiledExpr::Cond(_) | CompiledExpr::Not(_) => None,
             CompiledExpr::And(a, b) => match (a.required_hosts(), b.required_hosts()) {
                 (Some(x), Some(y)) => Some(if x.len() <= y.len() { x } else { y }),

@@ -46,8 +46,9 @@ impl<T> RouterIndex<T> {
     /// Sorts and indexes `routers`.
     pub fn new(mut routers: Vec<IndexedRouter<T>>) -> RouterIndex<T> {
         routers.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.name.cmp(&b.name)));
-        let mut exact: HashMap<Box<str>, Vec<u32>> = HashMap::new();
-        let mut wildcard: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        // Keys borrowed from the routers while building (no copy per router); owned at the end.
+        let mut exact: HashMap<&str, Vec<u32>> = HashMap::new();
+        let mut wildcard: HashMap<&str, Vec<u32>> = HashMap::new();
         let mut generic = Vec::new();
         for (i, r) in routers.iter().enumerate() {
             let i = i as u32;
@@ -56,8 +57,8 @@ impl<T> RouterIndex<T> {
                 Some(keys) => {
                     for k in keys {
                         match k {
-                            HostCond::Exact(h) => exact.entry(h).or_default().push(i),
-                            HostCond::Wildcard(s) => wildcard.entry(s).or_default().push(i),
+                            HostCond::Exact(h) => exact.entry(&**h).or_default().push(i),
+                            HostCond::Wildcard(s) => wildcard.entry(&**s).or_default().push(i),
                             HostCond::Any => unreachable!("required_hosts never returns Any"),
                         }
                     }
@@ -65,7 +66,7 @@ impl<T> RouterIndex<T> {
             }
         }
         // An exact host also meets the wildcard routers of its parent domain.
-        let exact = exact
+        let exact: HashMap<Box<str>, Box<[u32]>> = exact
             .into_iter()
             .map(|(host, mut list)| {
                 if let Some(w) = host.split_once('.').and_then(|(_, parent)| wildcard.get(parent)) {
@@ -73,15 +74,15 @@ impl<T> RouterIndex<T> {
                 }
                 list.sort_unstable();
                 list.dedup();
-                (host, list.into_boxed_slice())
+                (Box::from(host), list.into_boxed_slice())
             })
             .collect();
-        let wildcard = wildcard
+        let wildcard: HashMap<Box<str>, Box<[u32]>> = wildcard
             .into_iter()
             .map(|(s, mut list)| {
                 list.sort_unstable();
                 list.dedup();
-                (s, list.into_boxed_slice())
+                (Box::from(s), list.into_boxed_slice())
             })
             .collect();
         RouterIndex { routers, exact, wildcard, generic: generic.into_boxed_slice() }
