@@ -12,7 +12,7 @@ use weir_control::publish::Publisher;
 use weir_control::supervise::{Launcher, SuperviseError, Supervisor};
 use weir_proto::channel::{read_sealed, Conn, Listener};
 use weir_proto::snapshot::{EntryPoint, ForwardedHeaders};
-use weir_proto::{Frame, Snapshot};
+use weir_proto::{ConfigDelta, DeltaBody, Frame, Snapshot};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -37,16 +37,30 @@ fn serve_one(conn: &Conn, hello: u64) -> Snapshot {
     conn.send(&Frame::Hello { generation: hello }, None).expect("send hello");
     // A data plane reports its listening sockets right after its Hello (none here).
     conn.send(&Frame::Listeners { replace: true, entries: Vec::new() }, None).expect("send listeners");
-    receive_and_ack(conn)
+    receive_and_ack(conn, None)
 }
 
-fn receive_and_ack(conn: &Conn) -> Snapshot {
+/// Receives the next generation and acks it: a full snapshot, or (when `served` is given) a
+/// configuration delta on top of it, applied as the data plane does.
+fn receive_and_ack(conn: &Conn, served: Option<&Snapshot>) -> Snapshot {
     let (frame, fd) = conn.recv().expect("recv snapshot frame");
-    let Frame::Snapshot { generation, size } = frame else { panic!("expected a snapshot, got {frame:?}") };
-    let bytes = read_sealed(&fd.expect("memfd attached"), size).expect("sealed memfd");
-    let snapshot = Snapshot::decode(&bytes).expect("decodes");
-    assert_eq!(snapshot.generation, generation, "frame and snapshot agree");
-    conn.send(&Frame::Applied { generation }, None).expect("send applied");
+    let snapshot = match (frame, served) {
+        (Frame::Snapshot { generation, size }, _) => {
+            let bytes = read_sealed(&fd.expect("memfd attached"), size).expect("sealed memfd");
+            let snapshot = Snapshot::decode(&bytes).expect("decodes");
+            assert_eq!(snapshot.generation, generation, "frame and snapshot agree");
+            snapshot
+        }
+        (Frame::Delta { generation, body: DeltaBody::Inline(bytes) }, Some(served)) => {
+            let delta = ConfigDelta::decode(&bytes).expect("decodes");
+            assert_eq!(delta.generation, generation, "frame and delta agree");
+            let mut next = served.clone();
+            delta.apply_to(&mut next).expect("the delta fits the snapshot served");
+            next
+        }
+        (frame, _) => panic!("expected a snapshot, got {frame:?}"),
+    };
+    conn.send(&Frame::Applied { generation: snapshot.generation }, None).expect("send applied");
     snapshot
 }
 
@@ -71,8 +85,10 @@ async fn snapshots_follow_the_hello_generation_and_survive_reconnects() {
     let (next_tx, next) = mpsc::channel::<()>();
     let fake = std::thread::spawn(move || {
         let conn = listener.accept().expect("accept");
-        got_tx.send(serve_one(&conn, 5)).expect("report");
-        got_tx.send(receive_and_ack(&conn)).expect("report");
+        let first = serve_one(&conn, 5);
+        got_tx.send(first.clone()).expect("report");
+        // The second differs from the first in an entrypoint only: a delta with its sections.
+        got_tx.send(receive_and_ack(&conn, Some(&first))).expect("report");
         next.recv().expect("go on");
         drop(conn); // The data plane drops the connection but keeps listening.
         let conn = listener.accept().expect("accept again");
