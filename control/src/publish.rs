@@ -253,12 +253,7 @@ impl Publisher {
             _ => None,
         };
         if let Some(delta) = delta {
-            let bytes = delta.encode()?;
-            let (body, memfd) = if bytes.len() <= MAX_INLINE_DELTA {
-                (DeltaBody::Inline(bytes), None)
-            } else {
-                (DeltaBody::Memfd { size: bytes.len() as u64 }, Some(channel::sealed_memfd(&bytes)?))
-            };
+            let (body, memfd) = delta_body(delta.encode()?)?;
             send_frame(fd, &Frame::Endpoints { generation, body }, memfd.as_ref()).await?;
             self.generation = generation;
             self.last = Some((generation, snapshot));
@@ -273,12 +268,7 @@ impl Publisher {
         // Anything else changed: the routers, services and middlewares that changed, by name
         // (plus the other sections when they changed), unless most of it changed.
         if let Some(delta) = config.filter(|d| d.is_small(&snapshot)) {
-            let bytes = delta.encode()?;
-            let (body, memfd) = if bytes.len() <= MAX_INLINE_DELTA {
-                (DeltaBody::Inline(bytes), None)
-            } else {
-                (DeltaBody::Memfd { size: bytes.len() as u64 }, Some(channel::sealed_memfd(&bytes)?))
-            };
+            let (body, memfd) = delta_body(delta.encode()?)?;
             send_frame(fd, &Frame::Delta { generation, body }, memfd.as_ref()).await?;
             self.generation = generation;
             self.last = Some((generation, snapshot));
@@ -308,6 +298,15 @@ impl Publisher {
         );
         self.last = Some((generation, snapshot));
         Ok(())
+    }
+}
+
+/// Where an encoded delta travels: inline when it fits a frame, else in a sealed memfd.
+fn delta_body(bytes: Vec<u8>) -> Result<(DeltaBody, Option<OwnedFd>), PublishError> {
+    if bytes.len() <= MAX_INLINE_DELTA {
+        Ok((DeltaBody::Inline(bytes), None))
+    } else {
+        Ok((DeltaBody::Memfd { size: bytes.len() as u64 }, Some(channel::sealed_memfd(&bytes)?)))
     }
 }
 

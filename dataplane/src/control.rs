@@ -256,6 +256,23 @@ impl Control {
         Ok(bytes)
     }
 
+    /// Takes the served snapshot and table out, for a delta numbered `delta_generation` (which
+    /// must be the frame's `generation`) on top of `base`; the caller puts them back or
+    /// replaces them.
+    fn take_served(
+        &mut self,
+        generation: u64,
+        delta_generation: u64,
+        base: u64,
+    ) -> Result<(Snapshot, Arc<Table>), String> {
+        if delta_generation != generation {
+            return Err(format!("frame says generation {generation}, delta says {delta_generation}"));
+        }
+        self.current
+            .take()
+            .ok_or_else(|| format!("no snapshot is served to apply a delta based on {base} to"))
+    }
+
     /// Applies a configuration delta on top of the served snapshot; returns how many routers,
     /// services and middlewares it changed. A delta that does not fit changes nothing; one that
     /// fits but whose result does not build leaves no served snapshot behind (the workers keep
@@ -268,15 +285,7 @@ impl Control {
         fd: Option<OwnedFd>,
     ) -> Result<usize, String> {
         let delta = ConfigDelta::decode(&delta_bytes(body, fd)?).map_err(|e| e.to_string())?;
-        if delta.generation != generation {
-            return Err(format!("frame says generation {generation}, delta says {}", delta.generation));
-        }
-        let Some((mut next, table)) = self.current.take() else {
-            return Err(format!(
-                "no snapshot is served to apply a delta based on {} to",
-                delta.base_generation
-            ));
-        };
+        let (mut next, table) = self.take_served(generation, delta.generation, delta.base_generation)?;
         let items = delta.routers.len() + delta.services.len() + delta.middlewares.len();
         let changed: std::collections::HashSet<String> =
             delta.changed_services().map(str::to_string).collect();
@@ -300,15 +309,7 @@ impl Control {
         fd: Option<OwnedFd>,
     ) -> Result<usize, String> {
         let delta = EndpointsDelta::decode(&delta_bytes(body, fd)?).map_err(|e| e.to_string())?;
-        if delta.generation != generation {
-            return Err(format!("frame says generation {generation}, delta says {}", delta.generation));
-        }
-        let Some((mut served, table)) = self.current.take() else {
-            return Err(format!(
-                "no snapshot is served to apply a delta based on {} to",
-                delta.base_generation
-            ));
-        };
+        let (mut served, table) = self.take_served(generation, delta.generation, delta.base_generation)?;
         // Changed in place (not copied: 10,000 services take milliseconds to clone); the
         // delta checks everything before it changes anything.
         if let Err(e) = delta.apply_to(&mut served) {
