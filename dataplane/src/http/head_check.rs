@@ -224,7 +224,7 @@ fn trim(mut b: &[u8]) -> &[u8] {
 }
 
 /// `httpguts.validHostByte`.
-fn valid_host_byte(b: u8) -> bool {
+const fn valid_host_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -320,29 +320,7 @@ static CLASSES: [u8; 256] = {
         if (b >= 0x20 && b != 0x7f) || b == b'\t' {
             c |= VALUE;
         }
-        if b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b'-'
-                    | b'.'
-                    | b':'
-                    | b';'
-                    | b'='
-                    | b'['
-                    | b']'
-                    | b'_'
-                    | b'~'
-            )
-        {
+        if valid_host_byte(b) {
             c |= HOST;
         }
         if b > 0x20 && b != 0x7f && !matches!(b, b'<' | b'>' | b'`') {
