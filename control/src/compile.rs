@@ -103,7 +103,7 @@ fn entrypoint_middlewares(store: &ObjectStore, options: &CompileOptions, t: &mut
         let resolved = match resolved {
             Ok(list) => {
                 for (k, v) in generated {
-                    t.services.entry(k).or_insert(v);
+                    t.services.entry(k).or_insert_with(|| Arc::new(v));
                 }
                 Ok(list)
             }
@@ -134,6 +134,7 @@ fn entrypoint_middlewares(store: &ObjectStore, options: &CompileOptions, t: &mut
             }
         }
         if !prefix.is_empty() {
+            let router = Arc::make_mut(router);
             prefix.append(&mut router.middlewares);
             router.middlewares = prefix;
         }

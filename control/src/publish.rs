@@ -421,7 +421,7 @@ mod tests {
             fenced: false,
         };
         Snapshot {
-            services: vec![Service {
+            services: vec![std::sync::Arc::new(Service {
                 name: "app".into(),
                 kind: ServiceKind::LoadBalancer(LoadBalancer {
                     servers: vec![server],
@@ -432,7 +432,7 @@ mod tests {
                     flush_interval_ms: 100,
                     strategy: Default::default(),
                 }),
-            }],
+            })],
             ..Default::default()
         }
     }

@@ -403,7 +403,7 @@ impl Control {
         let result = match &old {
             Some((served, table)) => {
                 let defs: HashMap<&str, &weir_proto::snapshot::Service> =
-                    served.services.iter().map(|s| (s.name.as_str(), s)).collect();
+                    served.services.iter().map(|s| (s.name.as_str(), &**s)).collect();
                 let unchanged = |svc: &weir_proto::snapshot::Service| {
                     defs.get(svc.name.as_str()).is_some_and(|d| *d == svc)
                 };
@@ -599,7 +599,7 @@ mod tests {
         // Eight more services after those two, so a delta of a few changes stays a delta.
         let mut services = vec![lb("a", 1), lb("b", 2)];
         services.extend((0..8).map(|i| lb(&format!("z{i}"), 100 + i)));
-        Snapshot { generation, services, ..Default::default() }
+        Snapshot { generation, services: services.into_iter().map(Arc::new).collect(), ..Default::default() }
     }
 
     fn ports(control: &Control, service: usize) -> Vec<u16> {
@@ -639,13 +639,13 @@ mod tests {
         assert!(Arc::ptr_eq(&before.tls, &after.tls), "TLS is shared");
         let persisted = Snapshot::decode(&std::fs::read(&state).expect("state file")).expect("decodes");
         let mut want = snapshot(2);
-        want.services[1] = after_services_b(&[3, 4]);
+        want.services[1] = after_services_b(&[3, 4]).into();
         assert_eq!(persisted, want);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     fn after_services_b(ports: &[u16]) -> Service {
-        let mut s = snapshot(0).services.remove(1);
+        let mut s = Service::clone(&snapshot(0).services[1]);
         if let ServiceKind::LoadBalancer(lb) = &mut s.kind {
             lb.servers = ports.iter().map(|p| server(*p)).collect();
         }
@@ -704,10 +704,10 @@ mod tests {
         let b_before = lb_of(&control, 1);
         // Service b gets other servers and a service c appears: a is untouched.
         let mut want = snapshot(2);
-        want.services[1] = after_services_b(&[7]);
+        want.services[1] = after_services_b(&[7]).into();
         let mut c = after_services_b(&[8]);
         c.name = "c".into();
-        want.services.insert(2, c);
+        want.services.insert(2, c.into());
         let delta = ConfigDelta::between(&snapshot(1), &want).expect("a delta");
         let body = DeltaBody::Inline(delta.encode().expect("encodes"));
         assert_eq!(control.apply_delta(2, body, None), Ok(2));

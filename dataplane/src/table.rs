@@ -327,8 +327,11 @@ mod tests {
                 http2_max_concurrent_streams: 250,
                 options: Default::default(),
             }],
-            routers: vec![router("low", "PathPrefix(`/`)", 1), router("high", "PathPrefix(`/api`)", 100)],
-            services: vec![s::Service {
+            routers: vec![
+                router("low", "PathPrefix(`/`)", 1).into(),
+                router("high", "PathPrefix(`/api`)", 100).into(),
+            ],
+            services: vec![std::sync::Arc::new(s::Service {
                 name: "lb".into(),
                 kind: ServiceKind::LoadBalancer(LoadBalancer {
                     servers: vec![],
@@ -339,7 +342,7 @@ mod tests {
                     flush_interval_ms: 100,
                     strategy: Default::default(),
                 }),
-            }],
+            })],
             ..Default::default()
         }
     }
@@ -367,13 +370,13 @@ mod tests {
     #[test]
     fn rejects_inconsistent_snapshots() {
         let mut missing = snapshot();
-        missing.routers[0].service = "nope".into();
+        std::sync::Arc::make_mut(&mut missing.routers[0]).service = "nope".into();
         let mut cycle = snapshot();
         for (name, child) in [("a", "b"), ("b", "a")] {
-            cycle.services.push(s::Service {
+            cycle.services.push(std::sync::Arc::new(s::Service {
                 name: name.into(),
                 kind: ServiceKind::Weighted(vec![WeightedService { service: child.into(), weight: 1 }]),
-            });
+            }));
         }
         let mut dup = snapshot();
         let mut ep = dup.entrypoints[0].clone();
@@ -416,7 +419,7 @@ mod profile {
         for i in 0..routes {
             let rule = format!("Host(`r{i}.scale.test`)");
             let service = format!("apps-svc-{i}-80");
-            snapshot.routers.push(s::Router {
+            snapshot.routers.push(std::sync::Arc::new(s::Router {
                 name: format!("apps-route-{i}-abcdef0123456789@kubernetescrd"),
                 entrypoints: vec!["web".into()],
                 expr: weir_proto::rule::parse(&rule).expect("valid rule"),
@@ -425,8 +428,8 @@ mod profile {
                 service: service.clone(),
                 tls: false,
                 middlewares: vec![],
-            });
-            snapshot.services.push(s::Service {
+            }));
+            snapshot.services.push(std::sync::Arc::new(s::Service {
                 name: service,
                 kind: ServiceKind::LoadBalancer(LoadBalancer {
                     servers: vec![s::Server {
@@ -446,7 +449,7 @@ mod profile {
                     flush_interval_ms: 100,
                     strategy: Default::default(),
                 }),
-            });
+            }));
         }
         snapshot.routers.sort_by(|a, b| a.name.cmp(&b.name));
         snapshot.services.sort_by(|a, b| a.name.cmp(&b.name));

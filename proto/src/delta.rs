@@ -99,7 +99,9 @@ impl EndpointsDelta {
             }
         }
         for (i, (_, servers)) in targets.into_iter().zip(&self.services) {
-            if let ServiceKind::LoadBalancer(lb) = &mut snapshot.services[i].kind {
+            if let ServiceKind::LoadBalancer(lb) =
+                &mut std::sync::Arc::make_mut(&mut snapshot.services[i]).kind
+            {
                 lb.servers = servers.clone();
             }
         }
@@ -149,8 +151,8 @@ mod tests {
         }
     }
 
-    fn lb(name: &str, servers: Vec<Server>) -> Service {
-        Service {
+    fn lb(name: &str, servers: Vec<Server>) -> std::sync::Arc<Service> {
+        std::sync::Arc::new(Service {
             name: name.into(),
             kind: ServiceKind::LoadBalancer(LoadBalancer {
                 servers,
@@ -161,7 +163,7 @@ mod tests {
                 flush_interval_ms: 100,
                 strategy: Default::default(),
             }),
-        }
+        })
     }
 
     fn snapshot(generation: u64) -> Snapshot {
@@ -170,17 +172,17 @@ mod tests {
             services: vec![
                 lb("a", vec![server(1), server(2)]),
                 lb("b", vec![server(3)]),
-                Service {
+                std::sync::Arc::new(Service {
                     name: "w".into(),
                     kind: ServiceKind::Weighted(vec![WeightedService { service: "a".into(), weight: 1 }]),
-                },
+                }),
             ],
             ..Default::default()
         }
     }
 
     fn servers_of(s: &mut Snapshot, i: usize) -> &mut Vec<Server> {
-        match &mut s.services[i].kind {
+        match &mut std::sync::Arc::make_mut(&mut s.services[i]).kind {
             ServiceKind::LoadBalancer(lb) => &mut lb.servers,
             other => panic!("test snapshot: service {i} is {other:?}"),
         }
@@ -205,15 +207,21 @@ mod tests {
             (
                 "load balancer option",
                 |s| {
-                    if let ServiceKind::LoadBalancer(lb) = &mut s.services[0].kind {
+                    if let ServiceKind::LoadBalancer(lb) =
+                        &mut std::sync::Arc::make_mut(&mut s.services[0]).kind
+                    {
                         lb.pass_host_header = false;
                     }
                 },
                 None,
             ),
             ("service added", |s| s.services.push(lb("c", vec![])), None),
-            ("service renamed", |s| s.services[1].name = "c".into(), None),
-            ("weighted child changed", |s| s.services[2].kind = ServiceKind::Weighted(vec![]), None),
+            ("service renamed", |s| std::sync::Arc::make_mut(&mut s.services[1]).name = "c".into(), None),
+            (
+                "weighted child changed",
+                |s| std::sync::Arc::make_mut(&mut s.services[2]).kind = ServiceKind::Weighted(vec![]),
+                None,
+            ),
         ];
         for (name, edit, want) in cases {
             let old = snapshot(4);
@@ -237,7 +245,7 @@ mod tests {
     fn other_changes_are_not_deltas() {
         let old = snapshot(1);
         let mut routers = snapshot(2);
-        routers.routers.push(crate::snapshot::Router {
+        routers.routers.push(std::sync::Arc::new(crate::snapshot::Router {
             name: "r".into(),
             entrypoints: vec![],
             rule: "PathPrefix(`/`)".into(),
@@ -246,7 +254,7 @@ mod tests {
             service: "a".into(),
             tls: false,
             middlewares: vec![],
-        });
+        }));
         assert_eq!(EndpointsDelta::between(&old, &routers), None);
         // UDP routers and services travel in full snapshots only.
         let mut udp = snapshot(2);

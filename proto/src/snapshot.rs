@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::rule::Expr;
 
@@ -13,15 +14,17 @@ pub struct Snapshot {
     pub generation: u64,
     /// Entrypoints (listeners) to serve.
     pub entrypoints: Vec<EntryPoint>,
-    /// HTTP routers, in no particular order (the data plane sorts by priority).
-    pub routers: Vec<Router>,
-    /// HTTP services, referenced by name from routers and from each other.
-    pub services: Vec<Service>,
+    /// HTTP routers, in no particular order (the data plane sorts by priority). Each is shared
+    /// (`Arc`) so that a compile that keeps most of the previous configuration, and a data plane
+    /// that applies a delta, copy pointers rather than routers (10,000 routes: W8).
+    pub routers: Vec<Arc<Router>>,
+    /// HTTP services, referenced by name from routers and from each other (shared, as routers).
+    pub services: Vec<Arc<Service>>,
     /// HTTP servers transports (Traefik's `serversTransport`), referenced by name from load
     /// balancers; a load balancer that names none uses the built-in default.
     pub servers_transports: Vec<ServersTransport>,
     /// HTTP middlewares, referenced by name from routers (chains already expanded).
-    pub middlewares: Vec<crate::middleware::Middleware>,
+    pub middlewares: Vec<Arc<crate::middleware::Middleware>>,
     /// TLS certificates, options and per-entrypoint SNI mapping.
     pub tls: crate::tls::Tls,
     /// UDP entrypoints, routers and services.

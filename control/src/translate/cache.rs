@@ -152,9 +152,9 @@ impl TranslationCache {
                     (key, Entry { deps, output })
                 }
             };
-            ingressroute::merge(&entry.output, out);
             next.push((key, entry));
         }
+        ingressroute::merge_all(next.iter().map(|(_, entry)| &entry.output), out);
         self.ingress_routes = next;
     }
 }

@@ -6,6 +6,7 @@
 //! entrypoint as `<ep>-<name>`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use weir_proto::middleware::{Middleware, MiddlewareKind, RedirectScheme};
 use weir_proto::snapshot::{Router, Service, ServiceKind};
@@ -70,21 +71,21 @@ pub fn redirections(options: &TranslateOptions, out: &mut Translation) {
         };
         out.middlewares.insert(
             middleware_name.clone(),
-            Middleware {
+            Arc::new(Middleware {
                 name: middleware_name.clone(),
                 kind: MiddlewareKind::RedirectScheme(RedirectScheme {
                     scheme: redirect.scheme.clone(),
                     port,
                     permanent: redirect.permanent,
                 }),
-            },
+            }),
         );
         out.services
             .entry(NOOP.to_string())
-            .or_insert_with(|| Service { name: NOOP.into(), kind: ServiceKind::Noop });
+            .or_insert_with(|| Arc::new(Service { name: NOOP.into(), kind: ServiceKind::Noop }));
         out.routers.insert(
             router_name.clone(),
-            Router {
+            Arc::new(Router {
                 name: router_name,
                 entrypoints: vec![name.clone()],
                 rule: REDIRECT_RULE.into(),
@@ -93,7 +94,7 @@ pub fn redirections(options: &TranslateOptions, out: &mut Translation) {
                 service: NOOP.into(),
                 tls: false,
                 middlewares: vec![middleware_name],
-            },
+            }),
         );
     }
 }
@@ -102,7 +103,7 @@ pub fn redirections(options: &TranslateOptions, out: &mut Translation) {
 /// TLS with the option each uses.
 pub fn tls_models(
     options: &TranslateOptions,
-    routers: &mut BTreeMap<String, Router>,
+    routers: &mut BTreeMap<String, Arc<Router>>,
     problems: &mut Vec<Problem>,
 ) -> Vec<(String, String)> {
     let models: BTreeMap<&str, &crate::config::EntryPointTls> = options
@@ -144,14 +145,14 @@ pub fn tls_models(
         if router.entrypoints.len() == 1 {
             let ep = router.entrypoints[0].clone();
             if let Some(r) = routers.get_mut(&name) {
-                r.tls = true;
+                Arc::make_mut(r).tls = true;
             }
             made.push((name, option_of(&ep)));
             continue;
         }
         // Traefik: one copy per entrypoint with a model, named `<ep>-<name>`; the original
         // keeps the other entrypoints.
-        let original = router.clone();
+        let original = Router::clone(router);
         let (with, without): (Vec<String>, Vec<String>) =
             original.entrypoints.iter().cloned().partition(|e| models.contains_key(e.as_str()));
         for ep in with {
@@ -160,12 +161,12 @@ pub fn tls_models(
             copy.entrypoints = vec![ep.clone()];
             copy.tls = true;
             made.push((copy.name.clone(), option_of(&ep)));
-            routers.insert(copy.name.clone(), copy);
+            routers.insert(copy.name.clone(), Arc::new(copy));
         }
         if without.is_empty() {
             routers.remove(&name);
         } else if let Some(r) = routers.get_mut(&name) {
-            r.entrypoints = without;
+            Arc::make_mut(r).entrypoints = without;
         }
     }
     made
@@ -254,9 +255,9 @@ mod tests {
             middlewares: vec![],
         };
         let mut routers = BTreeMap::new();
-        routers.insert("only".to_string(), router("only", &["websecure"]));
-        routers.insert("both".to_string(), router("both", &["web", "websecure"]));
-        routers.insert("plain".to_string(), router("plain", &["web"]));
+        routers.insert("only".to_string(), Arc::new(router("only", &["websecure"])));
+        routers.insert("both".to_string(), Arc::new(router("both", &["web", "websecure"])));
+        routers.insert("plain".to_string(), Arc::new(router("plain", &["web"])));
         let made = tls_models(&options, &mut routers, &mut Vec::new());
         assert_eq!(
             made,

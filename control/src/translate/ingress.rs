@@ -267,7 +267,7 @@ fn translate_one(ing: &Ingress, store: &ObjectStore, options: &TranslateOptions,
             ) {
                 Ok(router) => {
                     register_tls(&rt, &router, namespace, name, out);
-                    out.routers.insert(qualified.clone(), router);
+                    out.routers.insert(qualified.clone(), std::sync::Arc::new(router));
                 }
                 Err(e) => out.problems.push(problem(Severity::Error, e)),
             }
@@ -337,9 +337,9 @@ fn default_backend(
     }
     match result {
         Ok(router) => {
-            out.services.insert(service_name, service);
+            out.services.insert(service_name, std::sync::Arc::new(service));
             register_tls(rt, &router, namespace, name, out);
-            out.routers.insert(router_name, router);
+            out.routers.insert(router_name, std::sync::Arc::new(router));
         }
         Err(e) => out.problems.push(error(format!("default backend: {e}"))),
     }
@@ -462,7 +462,7 @@ fn middlewares(
         &mut generated,
     )
     .map_err(|e| e.to_string())?;
-    out.services.extend(generated);
+    out.services.extend(generated.into_iter().map(|(k, v)| (k, std::sync::Arc::new(v))));
     Ok(names)
 }
 
@@ -511,7 +511,7 @@ fn load_service(
 ) -> Result<(String, Vec<String>), String> {
     let name = service_name(namespace, &backend.name, &backend.port.as_string());
     let (service, middlewares) = resolve_service(namespace, backend, &name, store, &options.ingress)?;
-    out.services.insert(name.clone(), service);
+    out.services.insert(name.clone(), std::sync::Arc::new(service));
     Ok((name, middlewares))
 }
 

@@ -3,6 +3,8 @@
 //! port, a weighted service when a route lists several. A route that cannot be served exactly
 //! as Traefik would serve it is disabled with a reason; the other routes are unaffected.
 
+use std::sync::Arc;
+
 use weir_proto::rule::{self, default_priority, Syntax, MAX_USER_PRIORITY};
 use weir_proto::snapshot::{Router, Service, ServiceKind, WeightedService};
 
@@ -16,11 +18,6 @@ const KIND: &str = "IngressRoute";
 /// Traefik's ingress-class annotation (deprecated in favour of `spec.ingressClassName`).
 const INGRESS_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 
-/// Translates every route of `ir` into `out`.
-pub fn translate(ir: &IngressRoute, store: &ObjectStore, options: &TranslateOptions, out: &mut Translation) {
-    merge(&translate_object(ir, store, options), out);
-}
-
 /// One IngressRoute translated on its own, before it joins the others' routers and services
 /// ([`merge`]). It depends only on the object, the store and the options, which is what lets
 /// `super::cache` keep it between compiles.
@@ -32,15 +29,16 @@ pub struct Translated {
     ignored: Option<Problem>,
     routes: Vec<RouteOutcome>,
     /// Middleware definitions the routes resolved (also those of routes that failed later on).
-    middlewares: std::collections::BTreeMap<String, weir_proto::middleware::Middleware>,
+    middlewares: std::collections::BTreeMap<String, Arc<weir_proto::middleware::Middleware>>,
 }
 
 #[derive(Debug, Clone)]
 struct RouteOutcome {
     index: usize,
     router_name: String,
-    /// The router and its services, or the reason the route is disabled.
-    result: Result<(Router, Vec<Service>), String>,
+    /// The router and its services, or the reason the route is disabled. Shared (`Arc`): a
+    /// kept translation is merged into every later compile without copying it.
+    result: Result<(Arc<Router>, Vec<Arc<Service>>), String>,
     warnings: Vec<String>,
 }
 
@@ -65,59 +63,109 @@ pub fn translate_object(ir: &IngressRoute, store: &ObjectStore, options: &Transl
         ));
         return out;
     }
+    let mut middlewares = std::collections::BTreeMap::new();
     for (index, route) in ir.spec.routes.iter().enumerate() {
         let router_name = names::router_name(namespace, name, &route.match_);
         let mut warnings = Vec::new();
         let result =
-            translate_route(ir, route, &router_name, store, options, &mut warnings, &mut out.middlewares)
+            translate_route(ir, route, &router_name, store, options, &mut warnings, &mut middlewares)
+                .map(|(router, services)| (Arc::new(router), services.into_iter().map(Arc::new).collect()))
                 .map_err(|e| e.to_string());
         out.routes.push(RouteOutcome { index, router_name, result, warnings });
     }
+    out.middlewares = middlewares;
     out
 }
 
-/// Adds one translated IngressRoute to `out`, after the IngressRoutes before it (in store
-/// order): a later router with the same name, or a later definition of a service, wins.
-pub fn merge(t: &Translated, out: &mut Translation) {
-    if let Some(p) = &t.ignored {
-        out.problems.push(p.clone());
-        return;
+/// Adds translated IngressRoutes to `out`, in store order: a later router with the same name,
+/// or a later definition of a service, wins; the first definition of a middleware stays (the
+/// same name always resolves to the same definition: it comes from the store). The result is
+/// what inserting them one by one gives, built in one pass: names are gathered, sorted (store
+/// order is nearly name order, so the sort is close to linear) and the maps built in bulk,
+/// which at 10,000 IngressRoutes costs a fraction of 30,000 map insertions (W8).
+pub fn merge_all<'a>(translated: impl IntoIterator<Item = &'a Translated>, out: &mut Translation) {
+    use std::collections::{BTreeMap, HashMap};
+    let mut routers: Vec<(&str, &Arc<Router>)> = Vec::new();
+    let mut services: Vec<(&str, &Arc<Service>)> = Vec::new();
+    let mut middlewares: Vec<(&str, &Arc<weir_proto::middleware::Middleware>)> = Vec::new();
+    // The definition of each service name so far, for the "generated differently" warning.
+    let mut defined: HashMap<&str, &Arc<Service>> = HashMap::new();
+    let earlier = std::mem::take(&mut out.services);
+    for (name, def) in &earlier {
+        defined.insert(name.as_str(), def);
     }
-    for (name, def) in &t.middlewares {
-        // The same name always resolves to the same definition (it comes from the store).
-        out.middlewares.entry(name.clone()).or_insert_with(|| def.clone());
-    }
-    for route in &t.routes {
-        let problem = |severity, message| Problem {
-            severity,
-            subject: Subject::Route {
-                kind: KIND.into(),
-                namespace: t.namespace.clone(),
-                name: t.name.clone(),
-                route: route.index,
-                router: route.router_name.clone(),
-            },
-            message,
-        };
-        let mut warnings = route.warnings.clone();
-        match &route.result {
-            Ok((router, services)) => {
-                for service in services {
-                    if out.services.get(&service.name).is_some_and(|old| old != service) {
-                        warnings.push(format!(
-                            "service {} is also generated, differently, by another route; this route's \
-                             definition wins",
-                            service.name
-                        ));
-                    }
-                    out.services.insert(service.name.clone(), service.clone());
-                }
-                // Traefik: two identical rules in one IngressRoute share a router name; the later wins.
-                out.routers.insert(route.router_name.clone(), router.clone());
-            }
-            Err(err) => out.problems.push(problem(Severity::Error, err.clone())),
+    for t in translated {
+        if let Some(p) = &t.ignored {
+            out.problems.push(p.clone());
+            continue;
         }
-        out.problems.extend(warnings.into_iter().map(|w| problem(Severity::Warning, w)));
+        middlewares.extend(t.middlewares.iter().map(|(name, def)| (name.as_str(), def)));
+        for route in &t.routes {
+            let problem = |severity, message| Problem {
+                severity,
+                subject: Subject::Route {
+                    kind: KIND.into(),
+                    namespace: t.namespace.clone(),
+                    name: t.name.clone(),
+                    route: route.index,
+                    router: route.router_name.clone(),
+                },
+                message,
+            };
+            let mut warnings = route.warnings.clone();
+            match &route.result {
+                Ok((router, defs)) => {
+                    for service in defs {
+                        let name = service.name.as_str();
+                        if let Some(old) = defined.insert(name, service) {
+                            if !Arc::ptr_eq(old, service) && old != service {
+                                warnings.push(format!(
+                                    "service {name} is also generated, differently, by another route; this \
+                                     route's definition wins"
+                                ));
+                            }
+                        }
+                        services.push((name, service));
+                    }
+                    // Traefik: two identical rules in one IngressRoute share a router name; the
+                    // later wins.
+                    routers.push((route.router_name.as_str(), router));
+                }
+                Err(err) => out.problems.push(problem(Severity::Error, err.clone())),
+            }
+            out.problems.extend(warnings.into_iter().map(|w| problem(Severity::Warning, w)));
+        }
+    }
+    out.routers.append(&mut bulk(routers, Keep::Last));
+    let mut merged = bulk(services, Keep::Last);
+    out.services = earlier;
+    out.services.append(&mut merged);
+    // Earlier entries win: appending them last overwrites the new ones of the same name.
+    let mut merged = bulk(middlewares, Keep::First);
+    merged.append(&mut out.middlewares);
+    out.middlewares = merged;
+
+    enum Keep {
+        First,
+        Last,
+    }
+    /// The map of `items` (in insertion order), one entry per name.
+    fn bulk<T>(mut items: Vec<(&str, &Arc<T>)>, keep: Keep) -> BTreeMap<String, Arc<T>> {
+        // Stable: items of one name stay in insertion order.
+        items.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out: Vec<(String, Arc<T>)> = Vec::with_capacity(items.len());
+        for (name, item) in items {
+            match out.last_mut() {
+                Some(last) if last.0 == name => {
+                    if let Keep::Last = keep {
+                        last.1 = Arc::clone(item);
+                    }
+                }
+                _ => out.push((name.to_string(), Arc::clone(item))),
+            }
+        }
+        // Sorted and unique: the map is built in bulk, not by insertion.
+        out.into_iter().collect()
     }
 }
 
@@ -138,7 +186,7 @@ fn translate_route(
     store: &ObjectStore,
     options: &TranslateOptions,
     warnings: &mut Vec<String>,
-    middleware_defs: &mut std::collections::BTreeMap<String, weir_proto::middleware::Middleware>,
+    middleware_defs: &mut std::collections::BTreeMap<String, Arc<weir_proto::middleware::Middleware>>,
 ) -> Result<(Router, Vec<Service>), TranslateError> {
     let namespace = ir.metadata.namespace();
     if let Some(kind) = route.kind.as_deref().filter(|k| *k != "Rule") {

@@ -79,7 +79,7 @@ pub fn resolve_route(
     namespace: &str,
     store: &ObjectStore,
     options: ServiceOptions,
-    defs: &mut BTreeMap<String, Middleware>,
+    defs: &mut BTreeMap<String, std::sync::Arc<Middleware>>,
     services: &mut Generated,
 ) -> Result<Vec<String>, MiddlewareError> {
     let service_refs: &[ObjectRef] = match service_refs {
@@ -104,7 +104,7 @@ pub fn resolve_entrypoint(
     names: &[String],
     store: &ObjectStore,
     options: ServiceOptions,
-    defs: &mut BTreeMap<String, Middleware>,
+    defs: &mut BTreeMap<String, std::sync::Arc<Middleware>>,
     services: &mut Generated,
 ) -> Result<Vec<String>, MiddlewareError> {
     let mut out = Vec::new();
@@ -171,7 +171,7 @@ impl<'a> Resolver<'a> {
         parent_ns: &str,
         stack: &mut Vec<String>,
         out: &mut Vec<String>,
-        defs: &mut BTreeMap<String, Middleware>,
+        defs: &mut BTreeMap<String, std::sync::Arc<Middleware>>,
     ) -> Result<(), MiddlewareError> {
         let m = self.lookup(r, parent_ns)?;
         let ns = m.metadata.namespace();
@@ -186,7 +186,8 @@ impl<'a> Resolver<'a> {
         let cx = ServiceCx { options: self.options, generated: &mut *self.services };
         match translate(m, self.store, Some(cx)).map_err(invalid)? {
             Translated::Leaf(kind) => {
-                defs.entry(id.clone()).or_insert(Middleware { name: id.clone(), kind });
+                defs.entry(id.clone())
+                    .or_insert_with(|| std::sync::Arc::new(Middleware { name: id.clone(), kind }));
                 out.push(id);
             }
             Translated::Chain(refs) => {

@@ -19,6 +19,7 @@ mod tls_cert;
 pub mod traefikservice;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use error::TranslateError;
 pub use service::ServiceOptions;
@@ -53,14 +54,15 @@ pub struct TranslateOptions {
 /// Routers and services by name, and the problems met.
 #[derive(Debug, Clone, Default)]
 pub struct Translation {
-    /// Routers by name.
-    pub routers: BTreeMap<String, Router>,
-    /// Services by name.
-    pub services: BTreeMap<String, Service>,
+    /// Routers by name (shared with the translation cache and the snapshot: see
+    /// `weir_proto::Snapshot::routers`).
+    pub routers: BTreeMap<String, Arc<Router>>,
+    /// Services by name (shared, as routers).
+    pub services: BTreeMap<String, Arc<Service>>,
     /// Valid servers transports, sorted by name.
     pub servers_transports: Vec<ServersTransport>,
-    /// Middlewares used by routers, by name.
-    pub middlewares: BTreeMap<String, weir_proto::middleware::Middleware>,
+    /// Middlewares used by routers, by name (shared, as routers).
+    pub middlewares: BTreeMap<String, Arc<weir_proto::middleware::Middleware>>,
     /// Problems, in the order met.
     pub problems: Vec<Problem>,
     /// TLS certificates, options and SNI mapping (after the TLS pass).
@@ -79,9 +81,9 @@ pub fn translate(store: &ObjectStore, options: &TranslateOptions) -> Translation
     let mut out = Translation::default();
     out.servers_transports = serverstransport::translate_all(store, &mut out.problems);
     middleware::report(store, &mut out.problems);
-    for ir in store.ingress_routes() {
-        ingressroute::translate(ir, store, options, &mut out);
-    }
+    let translated: Vec<_> =
+        store.ingress_routes().map(|ir| ingressroute::translate_object(ir, store, options)).collect();
+    ingressroute::merge_all(&translated, &mut out);
     // The kubernetesIngress provider: Ingress → routers named `…@kubernetes`.
     ingress::translate_all(store, options, &mut out);
     // Traefik's internal provider: `http.redirections.entryPoint` routers.

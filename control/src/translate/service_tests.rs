@@ -153,7 +153,9 @@ fn run(
         .map(|p| p.message.clone())
         .collect();
     match out.routers.values().next() {
-        Some(r) => Ok((r.service.clone(), out.services)),
+        Some(r) => {
+            Ok((r.service.clone(), out.services.into_iter().map(|(k, v)| (k, Service::clone(&v))).collect()))
+        }
         None => Err(errors.join("; ")),
     }
 }

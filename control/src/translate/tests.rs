@@ -460,6 +460,38 @@ fn errors_disable_only_their_route_and_identical_rules_overwrite() {
     assert_eq!(errors, [(1, "service default/nope not found")]);
 }
 
+/// Two IngressRoutes generating one service name with different definitions: the later one
+/// (in store order) wins and its route is warned; an identical definition warns nobody.
+#[test]
+fn later_service_definition_wins_with_a_warning() {
+    let ir = |name: &str, path: &str, pass_host: bool| {
+        format!(
+            "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {{name: {name}}}\nspec:\n  routes:\n  \
+             - {{match: 'Path(`{path}`)', services: [{{name: single, port: 80, passHostHeader: {pass_host}}}]}}\n"
+        )
+    };
+    let store = store_with(&format!(
+        "{}---\n{}---\n{}",
+        ir("a", "/a", true),
+        ir("b", "/b", false),
+        ir("c", "/c", false)
+    ));
+    let out = translate(&store, &options(false, false));
+    assert_eq!(out.routers.len(), 3);
+    let ServiceKind::LoadBalancer(lb) = &out.services["default-single-80"].kind else { panic!("{out:?}") };
+    assert!(!lb.pass_host_header, "the later definition wins");
+    let warned: Vec<&str> = out
+        .problems
+        .iter()
+        .filter(|p| p.message.contains("also generated, differently"))
+        .filter_map(|p| match &p.subject {
+            Subject::Route { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warned, ["b"], "{:?}", out.problems);
+}
+
 #[test]
 fn foreign_ingress_class_is_skipped() {
     let cases = [("ingressClassName: nginx\n", 0), ("ingressClassName: traefik\n", 1), ("", 1)];

@@ -307,7 +307,7 @@ fn domains(expr: &Expr) -> Vec<String> {
 /// named `<ep>-conflicted-<name>`. Returns every (router, resolved option) pair.
 fn resolve_conflicts(
     tls_routers: &mut Vec<TlsRouter>,
-    routers: &mut BTreeMap<String, Router>,
+    routers: &mut BTreeMap<String, std::sync::Arc<Router>>,
     problems: &mut Vec<Problem>,
 ) -> Vec<(String, String)> {
     let mut by_ep: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -373,10 +373,10 @@ fn resolve_conflicts(
         let Some(original) = routers.get(&r.name).cloned() else { continue };
         for ep in &conflicted {
             let name = format!("{ep}-conflicted-{}", r.name);
-            let mut copy = original.clone();
+            let mut copy = Router::clone(&original);
             copy.name = name.clone();
             copy.entrypoints = vec![ep.clone()];
-            routers.insert(name.clone(), copy);
+            routers.insert(name.clone(), std::sync::Arc::new(copy));
             resolved.push((name.clone(), DEFAULT_TLS_OPTION.into()));
             copies.push(TlsRouter {
                 name,
@@ -390,7 +390,7 @@ fn resolve_conflicts(
             routers.remove(&r.name);
         } else {
             if let Some(kept) = routers.get_mut(&r.name) {
-                kept.entrypoints = r.entrypoints.clone();
+                std::sync::Arc::make_mut(kept).entrypoints = r.entrypoints.clone();
             }
             resolved.push((r.name.clone(), r.option.clone()));
         }
@@ -404,7 +404,7 @@ fn resolve_conflicts(
 fn entrypoint_tls(
     tls_routers: &[TlsRouter],
     resolved: &[(String, String)],
-    routers: &BTreeMap<String, Router>,
+    routers: &BTreeMap<String, std::sync::Arc<Router>>,
 ) -> Vec<EntryPointTls> {
     let resolved: BTreeMap<&str, &str> = resolved.iter().map(|(r, o)| (r.as_str(), o.as_str())).collect();
     // Per entrypoint: (host → option, router → option).

@@ -462,7 +462,7 @@ async fn call_once(
 
 /// Compiles every definition of a snapshot; ids are positions.
 pub fn compile(
-    defs: &[Middleware],
+    defs: &[std::sync::Arc<Middleware>],
     service_id: &dyn Fn(&str) -> Option<usize>,
 ) -> Result<Vec<Compiled>, MiddlewareError> {
     defs.iter().map(|d| Compiled::new(d, service_id)).collect()

@@ -354,7 +354,7 @@ fn server(v: &s::Server, health: Arc<AtomicBool>) -> Server {
     }
 }
 
-fn check_acyclic(services: &[Service], defs: &[s::Service]) -> Result<(), TableError> {
+fn check_acyclic(services: &[Service], defs: &[Arc<s::Service>]) -> Result<(), TableError> {
     // 0 = unvisited, 1 = on the current path, 2 = done.
     fn visit(id: ServiceId, services: &[Service], state: &mut [u8]) -> Result<(), ServiceId> {
         match state[id] {

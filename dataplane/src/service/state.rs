@@ -332,7 +332,11 @@ mod tests {
     }
 
     fn table(services: Vec<s::Service>) -> Table {
-        Table::build(&Snapshot { services, ..Snapshot::default() }).expect("valid table")
+        Table::build(&Snapshot {
+            services: services.into_iter().map(std::sync::Arc::new).collect(),
+            ..Snapshot::default()
+        })
+        .expect("valid table")
     }
 
     /// Which server port each of `n` picks from service `root` lands on (0 for "no server").
