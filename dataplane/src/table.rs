@@ -2,7 +2,7 @@
 //! by every worker (`Arc<Table>`). Building validates the snapshot: a snapshot whose pieces do
 //! not fit together is rejected whole and the previous table keeps serving.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use weir_proto::net::Cidr;
@@ -538,5 +538,31 @@ mod profile {
              rule compile {:?}, router index {:?}, whole Table::build {:?}, with_servers {:?}, drop {:?}",
             best[0], best[1], best[2], best[3], best[4], best[5], best[6], best[7]
         );
+        // `WEIR_PROFILE_LOOP=N`: N rebuilds after a one-router change (as a configuration delta
+        // makes them), for perf.
+        let loops: usize = std::env::var("WEIR_PROFILE_LOOP").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        if loops > 0 {
+            let mut table = Table::build(&snapshot).expect("table");
+            let mut balancers = crate::service::state::Balancers::new(&table, None);
+            let mut next = snapshot.clone();
+            let mut times = Vec::new();
+            for n in 0..loops {
+                let i = (n * 7919) % routes;
+                let router = Arc::make_mut(&mut next.routers[i]);
+                router.rule = format!("Host(`loop{n}.scale.test`)");
+                router.expr = weir_proto::rule::parse(&router.rule).expect("valid rule");
+                let t = Instant::now();
+                let built = Table::build_after(&next, Some(Reuse { table: &table, unchanged: &|_| true }))
+                    .expect("table");
+                let b = crate::service::state::Balancers::new(&built, Some((&table, &balancers)));
+                times.push(t.elapsed());
+                (table, balancers) = (built, b);
+            }
+            times.sort();
+            eprintln!(
+                "one router changed: build_after + balancers, median {:?} of {loops}",
+                times[loops / 2]
+            );
+        }
     }
 }

@@ -55,7 +55,7 @@ pub struct MiddlewareError {
 }
 
 /// Each router's chain (positions in the compiled list, outermost first), by router name.
-pub type Chains = std::collections::HashMap<String, Box<[usize]>>;
+pub type Chains = foldhash::HashMap<String, Box<[usize]>>;
 
 /// One compiled middleware.
 #[derive(Debug)]

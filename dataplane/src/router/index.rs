@@ -6,7 +6,7 @@
 //! the first match is exactly what a linear scan in priority order finds, at a cost that does
 //! not grow with unrelated routes, and without allocating.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use super::expr::{CompiledExpr, HostCond};
 use super::RequestInfo;

@@ -3,8 +3,8 @@
 //! cookies (Traefik: a cookie naming a healthy server wins, fenced or not), mirroring counters
 //! and Traefik's terminal answers (`noop@internal` 418, no server 503). No IO, no clock.
 
+use foldhash::HashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use http::{HeaderMap, HeaderValue};
 
@@ -65,19 +65,27 @@ impl Balancers {
     /// weights (or mirror percentages) did not change.
     pub fn new(table: &Table, previous: Option<(&Table, &Balancers)>) -> Balancers {
         let prev_nodes = previous.map(|(_, b)| b.nodes.borrow());
-        let old: HashMap<&str, &Node> = match (previous, &prev_nodes) {
-            (Some((t, _)), Some(nodes)) => {
-                t.service_names.iter().map(String::as_str).zip(nodes.iter()).collect()
-            }
-            _ => HashMap::new(),
-        };
+        let prev_names: &[String] = previous.map_or(&[], |(t, _)| &t.service_names);
+        // By name, built only when a service is not at its previous position (a change to one
+        // route among 10,000 usually moves none).
+        let mut by_name: Option<HashMap<&str, &Node>> = None;
         let nodes = table
             .services
             .iter()
             .zip(&table.service_names)
-            .map(|(svc, name)| {
+            .enumerate()
+            .map(|(i, (svc, name))| {
                 let weights = svc.weights();
-                let prev = old.get(name.as_str());
+                let prev = match &prev_nodes {
+                    Some(nodes) if prev_names.get(i) == Some(name) => nodes.get(i),
+                    Some(nodes) => by_name
+                        .get_or_insert_with(|| {
+                            prev_names.iter().map(String::as_str).zip(nodes.iter()).collect()
+                        })
+                        .get(name.as_str())
+                        .copied(),
+                    None => None,
+                };
                 let wrr = match prev {
                     Some(n)
                         if !matches!(svc, Service::Mirroring { .. })
