@@ -44,6 +44,89 @@ pub fn fill(id: u64, offset: u64, out: &mut [u8]) {
     }
 }
 
+/// What went wrong when `got`, read at stream offset `off` of connection `id`, is not the
+/// pattern: the exact offset of the first differing byte, a few bytes either way, and where
+/// the bytes that came instead belong (the pattern is invertible, so a word names its
+/// connection and offset): further on in the same stream is a loss, earlier a duplicate,
+/// another connection a cross-over.
+pub fn explain_mismatch(id: u64, off: u64, got: &[u8]) -> String {
+    let lead = (off % 8) as usize;
+    let mut want = vec![0u8; lead + got.len()];
+    fill(id, off - lead as u64, &mut want);
+    let want = &want[lead..];
+    let Some(first) = got.iter().zip(want).position(|(g, w)| g != w) else {
+        return format!("{id}: read at {off}: no byte differs");
+    };
+    let at = off + first as u64;
+    let show = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join("");
+    let end = (first + 16).min(got.len());
+    let mut out = format!(
+        "{id}: first differing byte at stream offset {at} (read of {} bytes at {off}); expected {} got {}",
+        got.len(),
+        show(&want[first..end]),
+        show(&got[first..end]),
+    );
+    // Where the bytes from the first difference on come from: try each alignment.
+    let origin = (0..8usize).find_map(|shift| {
+        let start = first + shift;
+        let word = got.get(start..start + 8)?;
+        let (src, word_index) = origin_of(u64::from_le_bytes(word.try_into().ok()?), id)?;
+        // The stream offset that word was written at, and where it was read.
+        Some((src, word_index * 8, off + start as u64))
+    });
+    match origin {
+        Some((src, written_at, read_at)) => {
+            let delta = written_at as i128 - read_at as i128;
+            let what = if src != id {
+                format!("connection {src}'s bytes (crossed over)")
+            } else if delta > 0 {
+                format!("{delta} bytes missing (written later in this stream)")
+            } else {
+                format!("{} bytes repeated (written earlier in this stream)", -delta)
+            };
+            out.push_str(&format!(
+                "; the bytes read at {read_at} were written by connection {src} at {written_at}: {what}"
+            ));
+        }
+        None => out.push_str("; the bytes that came are no connection's pattern"),
+    }
+    out
+}
+
+/// The (connection, word index) whose pattern word is `word`, trying `id` first and then the
+/// ids the tests use; None when it is no plausible one.
+fn origin_of(word: u64, id: u64) -> Option<(u64, u64)> {
+    // Undo `fill`'s mixing steps in reverse (each is a bijection on u64).
+    let unshift = |x: u64, s: u32| {
+        let mut y = x;
+        for _ in 0..(64 / s + 1) {
+            y = x ^ (y >> s);
+        }
+        y
+    };
+    let inverse = |a: u64| {
+        // Newton's iteration for the inverse of an odd number modulo 2^64.
+        let mut x = a;
+        for _ in 0..6 {
+            x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
+        }
+        x
+    };
+    let mixed = unshift(word, 29).wrapping_mul(inverse(0xBF58_476D_1CE4_E5B9));
+    let x0 = unshift(mixed, 31);
+    let golden_inv = inverse(0x9E37_79B9_7F4A_7C15);
+    let candidates =
+        std::iter::once(id).chain(0..1000).chain(1_000_000..1_000_010).chain(2_000_000..2_100_000);
+    for c in candidates {
+        let index = (x0 ^ (c << 40)).wrapping_mul(golden_inv);
+        // Streams here stay below 2^40 bytes.
+        if index < 1 << 37 {
+            return Some((c, index));
+        }
+    }
+    None
+}
+
 /// Open descriptors of process `pid`.
 pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
@@ -175,7 +258,7 @@ fn echo_one(port: u16, hello: &[u8], id: usize, size: usize) -> Result<(), Strin
         let lead = off % 8;
         fill(id as u64, (off - lead) as u64, &mut want[..lead + n]);
         if buf[..n] != want[lead..lead + n] {
-            return Err(format!("{id}: bytes differ at {off}"));
+            return Err(format!("bytes differ: {}", explain_mismatch(id as u64, off as u64, &buf[..n])));
         }
         off += n;
     }
@@ -183,4 +266,33 @@ fn echo_one(port: u16, hello: &[u8], id: usize, size: usize) -> Result<(), Strin
         return Err(format!("{id}: got {off} of {size} bytes before the close"));
     }
     writer.join().map_err(|_| format!("{id}: writer panicked"))?.map_err(|e| format!("{id}: write {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mismatch_names_the_offset_and_where_the_bytes_came_from() {
+        let mut lost = vec![0u8; 4096];
+        // A read at 65,536 that got the bytes from 65,536 + 1,000 on: 1,000 bytes lost.
+        fill(1_000_000, 65_536 + 1000, &mut lost);
+        let why = explain_mismatch(1_000_000, 65_536, &lost);
+        assert!(why.contains("first differing byte at stream offset 65536"), "{why}");
+        assert!(why.contains("1000 bytes missing"), "{why}");
+        // 3 good bytes, then bytes repeated from 20 bytes earlier.
+        let mut repeated = vec![0u8; 4096];
+        fill(7, 96, &mut repeated[..8]);
+        let mut earlier = vec![0u8; 4096 + 8];
+        fill(7, 72, &mut earlier);
+        repeated[3..].copy_from_slice(&earlier[7..7 + 4093]);
+        let why = explain_mismatch(7, 99 - 3, &repeated);
+        assert!(why.contains("first differing byte at stream offset 99"), "{why}");
+        assert!(why.contains("bytes repeated"), "{why}");
+        // Another connection's bytes.
+        let mut other = vec![0u8; 64];
+        fill(2_000_123, 4096, &mut other);
+        let why = explain_mismatch(5, 0, &other);
+        assert!(why.contains("connection 2000123's bytes"), "{why}");
+    }
 }

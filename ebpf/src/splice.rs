@@ -36,7 +36,19 @@ pub enum Direction {
 /// The splice program and its maps (one per worker: no sharing, no locks).
 pub struct Splicer {
     ebpf: Ebpf,
+    /// Cookies of sockets that left, with when: their `peers` entries are deleted only
+    /// [`PEERS_GRACE`] later (see [`Splicer::leave`]).
+    retired: std::collections::VecDeque<(std::time::Instant, u64)>,
 }
+
+/// How long a `peers` entry outlives its pair. The verdict program reads the entry's value
+/// through a pointer after looking it up, and the kernel recycles a deleted element of a
+/// preallocated hash map at once: deleted right away, the element could be handed to the next
+/// pair that joins before a verdict still running for the old pair had read it, and that
+/// verdict would then redirect the old pair's segment into the new pair's stream. Softirqs
+/// finish in microseconds (a stalled virtual CPU can stretch that to milliseconds); a second is
+/// far beyond either.
+const PEERS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for Splicer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,6 +69,11 @@ pub struct SpliceCounters {
     pub drops: u64,
     /// Segments left to userspace (socket without a peer).
     pub passed: u64,
+    /// Of `drops`, the payload segments whose redirect the kernel refused: bytes lost
+    /// mid-stream (0 when the pairs come and go as they should).
+    pub refused: u64,
+    /// Payload bytes of the `refused` segments.
+    pub refused_bytes: u64,
 }
 
 /// A joined pair, with what each side had received and written when it joined.
@@ -103,7 +120,7 @@ impl Splicer {
             })?;
         program.load().map_err(|e| EbpfError::Load { program: PROGRAM, source: Box::new(e) })?;
         program.attach(&map_fd).map_err(|e| EbpfError::Attach { program: PROGRAM, reason: e.to_string() })?;
-        Ok(Splicer { ebpf })
+        Ok(Splicer { ebpf, retired: std::collections::VecDeque::new() })
     }
 
     /// Joins `a` and `b` (two connected TCP sockets): from now on the kernel moves what either
@@ -141,7 +158,17 @@ impl Splicer {
         // that may never come (the sender waits for an answer). Setting SO_RCVLOWAT runs the
         // socket's data-ready hook, now the verdict program's, over what is queued.
         for fd in [a, b] {
-            kick(fd).map_err(io("SO_RCVLOWAT"))?;
+            if let Err(e) = kick(fd) {
+                // Not joined then: the caller moves the bytes itself, so the kernel must not
+                // move them too (two movers interleave a stream). Stop the verdict first and
+                // wait for what it already moved, as for a failed join.
+                self.remove("socks", spliced.cookies[0]);
+                self.remove("socks", spliced.cookies[1]);
+                let moved = spliced.wait_moved(a, b, HALF_JOIN_DRAIN)
+                    && spliced.swapped().wait_moved(b, a, HALF_JOIN_DRAIN);
+                self.leave(&spliced);
+                return Err(if moved { io("SO_RCVLOWAT")(e) } else { EbpfError::HalfJoined });
+            }
         }
         Ok(spliced)
     }
@@ -153,6 +180,7 @@ impl Splicer {
         b: BorrowedFd<'_>,
     ) -> Result<(), (EbpfError, bool)> {
         let cookies = spliced.cookies;
+        self.reap(std::time::Instant::now());
         self.insert_socks("targets", cookies, a, b).map_err(|(e, _)| (e, false))?;
         {
             let no_verdict = |e| (e, false);
@@ -189,7 +217,9 @@ impl Splicer {
         }
     }
 
-    /// Takes both sockets of a pair out of the maps (before closing them).
+    /// Takes both sockets of a pair out of the maps (before closing them). Their `peers`
+    /// entries go [`PEERS_GRACE`] later (a later `join` or `leave` deletes them): until then
+    /// they name sockets no longer in `targets`, so a late segment is refused, not misrouted.
     pub fn leave(&mut self, spliced: &Spliced) {
         // The verdict's map first: no redirect may start once the targets are gone.
         for name in ["socks", "targets"] {
@@ -201,13 +231,73 @@ impl Splicer {
                 }
             }
         }
-        if let Some(map) = self.ebpf.map_mut("peers") {
-            if let Ok(mut peers) = BpfHashMap::<&mut MapData, u64, u64>::try_from(map) {
-                for c in spliced.cookies {
-                    let _ = peers.remove(&c);
-                }
+        let now = std::time::Instant::now();
+        self.retired.extend(spliced.cookies.map(|c| (now, c)));
+        self.reap(now);
+    }
+
+    /// Deletes the `peers` entries retired more than [`PEERS_GRACE`] before `now`.
+    fn reap(&mut self, now: std::time::Instant) {
+        let due = self.retired.iter().take_while(|(at, _)| now.duration_since(*at) >= PEERS_GRACE).count();
+        if due == 0 {
+            return;
+        }
+        let cookies: Vec<u64> = self.retired.drain(..due).map(|(_, c)| c).collect();
+        for name in ["peers", "lost", "moved"] {
+            let Some(map) = self.ebpf.map_mut(name) else { continue };
+            let Ok(mut m) = BpfHashMap::<&mut MapData, u64, u64>::try_from(map) else { continue };
+            for c in &cookies {
+                let _ = m.remove(c);
             }
         }
+    }
+
+    /// Payload bytes the pair's sockets received while joined that the kernel did not pass on
+    /// to the other socket (a refused redirect, or no peer found): a gap in the stream, unless
+    /// the other side was reset.
+    pub fn lost(&self, spliced: &Spliced) -> u64 {
+        let Some(map) = self.ebpf.map("lost") else { return 0 };
+        let Ok(lost) = BpfHashMap::<&MapData, u64, u64>::try_from(map) else { return 0 };
+        spliced.cookies.iter().map(|c| lost.get(c, 0).unwrap_or(0)).sum()
+    }
+
+    /// Checks a joined pair for bytes moved twice, each way: the program must not have been
+    /// handed more bytes than TCP received (it would be if the kernel passed a segment whose
+    /// head was already delivered), and the destination's send queue must not have gained more
+    /// bytes than the program redirected. `Some(what)` names the first excess found.
+    pub fn duplicated(
+        &self,
+        spliced: &Spliced,
+        a: BorrowedFd<'_>,
+        b: BorrowedFd<'_>,
+    ) -> std::io::Result<Option<String>> {
+        let Some(map) = self.ebpf.map("moved") else { return Ok(None) };
+        let Ok(moved_map) = BpfHashMap::<&MapData, u64, u64>::try_from(map) else { return Ok(None) };
+        for (name, from, to, fi, ti) in [("client to server", a, b, 0, 1), ("server to client", b, a, 1, 0)] {
+            // In the order each count grows (TCP receives, then the program redirects, then the
+            // destination queues), read backwards: a reading can only be late, never early.
+            // The FIN the caller sent after the last byte counts as one in `written`.
+            let queued = written(to)?.saturating_sub(spliced.written_base[ti] + u64::from(fin_sent(to)?));
+            let moved = moved_map.get(&spliced.cookies[fi], 0).unwrap_or(0);
+            let info = tcp_info(from)?;
+            let received = (info.tcpi_bytes_received - u64::from(fin_received(&info)))
+                .saturating_sub(spliced.consumed_at_join[fi]);
+            if moved > received {
+                return Ok(Some(format!(
+                    "{name}: the program was handed {} bytes more than TCP received ({moved} of {received}): \
+                     a segment overlapping bytes already passed on went through again",
+                    moved - received
+                )));
+            }
+            if queued > moved {
+                return Ok(Some(format!(
+                    "{name}: the destination's send queue gained {} bytes more than were redirected \
+                     ({queued} of {moved}): a redirected segment was sent twice",
+                    queued - moved
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// The program's counters, summed over CPUs.
@@ -221,6 +311,8 @@ impl Splicer {
         out.redirects = sum(2);
         out.drops = sum(3);
         out.passed = sum(4);
+        out.refused = sum(5);
+        out.refused_bytes = sum(6);
         out
     }
 }
@@ -229,6 +321,15 @@ impl Splicer {
 const HALF_JOIN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Spliced {
+    /// The same pair seen from `b` (for waiting on the other direction).
+    fn swapped(&self) -> Spliced {
+        Spliced {
+            cookies: [self.cookies[1], self.cookies[0]],
+            consumed_at_join: [self.consumed_at_join[1], self.consumed_at_join[0]],
+            written_base: [self.written_base[1], self.written_base[0]],
+        }
+    }
+
     /// After the verdict stopped on `a`: waits until every byte it took from `a` is in `b`'s
     /// send queue (bytes still unread in `a` are the caller's again).
     fn wait_moved(&self, a: BorrowedFd<'_>, b: BorrowedFd<'_>, limit: std::time::Duration) -> bool {
@@ -359,6 +460,19 @@ fn fin_received(info: &libc::tcp_info) -> bool {
     const TIME_WAIT: u8 = 6;
     const CLOSE: u8 = 7;
     matches!(info.tcpi_state, CLOSE_WAIT | LAST_ACK | CLOSING | TIME_WAIT | CLOSE)
+}
+
+/// Whether our side's FIN has been queued (it counts as one in `written`). CLOSE also follows
+/// a reset without one: then a one-byte excess may go unseen, never a false one reported.
+fn fin_sent(fd: BorrowedFd<'_>) -> std::io::Result<bool> {
+    const FIN_WAIT1: u8 = 4;
+    const FIN_WAIT2: u8 = 5;
+    const TIME_WAIT: u8 = 6;
+    const CLOSE: u8 = 7;
+    const LAST_ACK: u8 = 9;
+    const CLOSING: u8 = 11;
+    let state = tcp_info(fd)?.tcpi_state;
+    Ok(matches!(state, FIN_WAIT1 | FIN_WAIT2 | TIME_WAIT | CLOSE | LAST_ACK | CLOSING))
 }
 
 /// Bytes received and consumed by userspace (received minus still unread). Read until two

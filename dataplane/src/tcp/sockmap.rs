@@ -47,8 +47,8 @@ struct Handle {
 }
 
 /// The program's counters as the watcher last read them: packets, bytes, redirects, drops,
-/// passed (written by the watcher, read by scrapes; no lock).
-static COUNTERS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+/// passed, refused, refused bytes (written by the watcher, read by scrapes; no lock).
+static COUNTERS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
 
 static WATCHER: OnceLock<Option<Handle>> = OnceLock::new();
 
@@ -71,7 +71,15 @@ pub fn enable() {
 pub fn counters() -> Option<SpliceCounters> {
     WATCHER.get()?.as_ref()?;
     let c = |i: usize| COUNTERS[i].load(Ordering::Relaxed);
-    Some(SpliceCounters { packets: c(0), bytes: c(1), redirects: c(2), drops: c(3), passed: c(4) })
+    Some(SpliceCounters {
+        packets: c(0),
+        bytes: c(1),
+        redirects: c(2),
+        drops: c(3),
+        passed: c(4),
+        refused: c(5),
+        refused_bytes: c(6),
+    })
 }
 
 fn start() -> Result<Handle, String> {
@@ -108,11 +116,16 @@ pub async fn splice(
     // The verdict is handed whole queued segments: the rest of the one weir read part of (the
     // ClientHello's) and whatever came with it goes by hand first.
     let (rest, clean) = weir_ebpf::read_to_short(client_fd.as_fd()).ok()?;
+    let by_hand = rest.len();
     if !rest.is_empty() {
         super::proxy::write_all(server, rest).await.ok()?;
     }
     if !clean {
         // EOF already, or a flood: splice(2) carries on from here.
+        tracing::debug!(
+            by_hand,
+            "sockmap: client queue not emptied before the join, pair stays on splice(2)"
+        );
         return None;
     }
     let client = client_fd;
@@ -123,7 +136,10 @@ pub async fn splice(
     match result.await {
         Ok(Outcome::Finished(up, down)) => Some((up, down)),
         // The watcher is gone: the pair's duplicates went with it and the sockets were left.
-        Ok(Outcome::NotJoined) | Err(_) => None,
+        Ok(Outcome::NotJoined) | Err(_) => {
+            tracing::debug!("sockmap: pair not joined, it stays on splice(2)");
+            None
+        }
     }
 }
 
@@ -137,6 +153,10 @@ struct Pair {
     termination_delay: Option<Duration>,
     /// When the first direction ended.
     first_done: Option<Instant>,
+    /// Bytes the kernel did not pass on (see `Splicer::lost`) already reported.
+    lost_reported: u64,
+    /// A duplicate was reported (see `Splicer::duplicated`): once per pair.
+    duplicate_reported: bool,
     done: futures_channel::oneshot::Sender<Outcome>,
 }
 
@@ -205,9 +225,24 @@ impl Watcher {
             if last_counters.elapsed() >= COUNTERS_EVERY {
                 last_counters = Instant::now();
                 let c = self.splicer.counters();
-                for (slot, v) in COUNTERS.iter().zip([c.packets, c.bytes, c.redirects, c.drops, c.passed]) {
+                let values = [c.packets, c.bytes, c.redirects, c.drops, c.passed, c.refused, c.refused_bytes];
+                let (passed_before, refused_before) =
+                    (COUNTERS[4].load(Ordering::Relaxed), COUNTERS[5].load(Ordering::Relaxed));
+                for (slot, v) in COUNTERS.iter().zip(values) {
                     slot.store(v, Ordering::Relaxed);
                 }
+                // Refusals are normal for a pair whose other side was reset (the kernel took
+                // it out of the maps); which pairs they hit is checked below.
+                if c.refused > refused_before || c.passed > passed_before {
+                    tracing::debug!(
+                        "sockmap: payload segments not redirected: {} refused by the kernel ({} bytes in \
+                         all since start), {} left to userspace with no peer",
+                        c.refused - refused_before.min(c.refused),
+                        c.refused_bytes,
+                        c.passed - passed_before.min(c.passed),
+                    );
+                }
+                self.report_gaps();
             }
         }
     }
@@ -232,6 +267,9 @@ impl Watcher {
         };
         let id = self.next;
         self.next += 1;
+        // Where the kernel took over (bytes received and consumed by hand on each side), for
+        // matching a test's byte offset with a join.
+        tracing::debug!(id, ?spliced, "sockmap: pair joined");
         // Edge-triggered: one wake-up per change (FIN, error, hang-up), never a busy loop on a
         // socket whose input has ended while its peer drains.
         let flags = epoll::EventFlags::RDHUP | epoll::EventFlags::ET;
@@ -247,6 +285,8 @@ impl Watcher {
             down_done: false,
             termination_delay: job.termination_delay,
             first_done: None,
+            lost_reported: 0,
+            duplicate_reported: false,
             done: job.done,
         };
         self.pairs.insert(id, pair);
@@ -305,8 +345,55 @@ impl Watcher {
         }
     }
 
+    /// Warns about every live pair, neither side reset, whose sockets received bytes the
+    /// kernel did not pass on: its stream has a gap (the client sees bytes missing).
+    fn report_gaps(&mut self) {
+        let reset = |fd: BorrowedFd<'_>| revents(fd).intersects(PollFlags::ERR | PollFlags::HUP);
+        for pair in self.pairs.values_mut() {
+            if !pair.duplicate_reported && !reset(pair.client.as_fd()) && !reset(pair.server.as_fd()) {
+                if let Ok(Some(what)) =
+                    self.splicer.duplicated(&pair.spliced, pair.client.as_fd(), pair.server.as_fd())
+                {
+                    tracing::warn!("sockmap: a joined pair's stream has duplicated bytes: {what}");
+                    pair.duplicate_reported = true;
+                }
+            }
+            let lost = self.splicer.lost(&pair.spliced);
+            if lost <= pair.lost_reported {
+                continue;
+            }
+            if reset(pair.client.as_fd()) || reset(pair.server.as_fd()) {
+                continue;
+            }
+            tracing::warn!(
+                "sockmap: a joined pair's stream has a gap: {} bytes it received were not passed on by the \
+                 kernel (redirect refused or no peer; both sides still connected)",
+                lost - pair.lost_reported
+            );
+            pair.lost_reported = lost;
+        }
+    }
+
     fn finish(&mut self, id: u64) {
         let Some(pair) = self.pairs.remove(&id) else { return };
+        if pair.up_done && pair.down_done {
+            if !pair.duplicate_reported {
+                if let Ok(Some(what)) =
+                    self.splicer.duplicated(&pair.spliced, pair.client.as_fd(), pair.server.as_fd())
+                {
+                    tracing::warn!("sockmap: a joined pair's stream has duplicated bytes: {what}");
+                }
+            }
+            // Both directions ended normally: any byte not passed on is a gap.
+            let lost = self.splicer.lost(&pair.spliced);
+            if lost > pair.lost_reported {
+                tracing::warn!(
+                    "sockmap: a joined pair's stream has a gap: {} bytes it received were not passed on \
+                     by the kernel (found when it ended)",
+                    lost - pair.lost_reported
+                );
+            }
+        }
         let up = pair
             .spliced
             .progress(Direction::AtoB, pair.client.as_fd(), pair.server.as_fd())
