@@ -99,11 +99,21 @@ fn metrics_flags(port: u16) -> Vec<String> {
     ]
 }
 
-#[test]
-fn thousand_sockmap_connections_lose_nothing_and_all_close() {
-    if !can_run() {
-        return;
-    }
+/// A running weir with `--experimental.sockmap` passing TLS for `host` through to a backend
+/// that echoes and counts the half-closes it sees.
+struct Spliced {
+    weir: Weir,
+    /// The passthrough entrypoint's port.
+    tcp: u16,
+    /// The metrics entrypoint's port.
+    mport: u16,
+    /// Half-closes the backend saw.
+    eofs: Arc<AtomicUsize>,
+    /// A ClientHello for `host`.
+    hello: Vec<u8>,
+}
+
+fn spliced_echo(host: &str) -> Spliced {
     let eofs = Arc::new(AtomicUsize::new(0));
     let echo = backend(half_close_echo(Arc::clone(&eofs)));
     let tcp = free_port();
@@ -114,7 +124,7 @@ fn thousand_sockmap_connections_lose_nothing_and_all_close() {
         // cuts the other direction 100 ms after the first ended).
         ("st.yaml", "apiVersion: traefik.io/v1alpha1\nkind: ServersTransportTCP\nmetadata: {name: drain, namespace: default}\n\
             spec: {terminationDelay: -1}\n".to_string()),
-        ("routes.yaml", route_tcp("p", "tcp", "HostSNI(`bulk.example.com`)", "echo", 7,
+        ("routes.yaml", route_tcp("p", "tcp", &format!("HostSNI(`{host}`)"), "echo", 7,
             "      serversTransport: drain\n  tls: {passthrough: true}\n")),
     ];
     let files: Vec<(&str, &str)> = files.iter().map(|(n, b)| (*n, b.as_str())).collect();
@@ -122,7 +132,7 @@ fn thousand_sockmap_connections_lose_nothing_and_all_close() {
     flags.push(format!("--entryPoints.tcp.address=127.0.0.1:{tcp}"));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let weir = Weir::start(&files, &flags);
-    let hello = client_hello("bulk.example.com");
+    let hello = client_hello(host);
     eventually(&weir, "passthrough echo", || {
         let mut m = hello.clone();
         m.extend_from_slice(b"x");
@@ -133,6 +143,15 @@ fn thousand_sockmap_connections_lose_nothing_and_all_close() {
         "sockmap splice not enabled:\n{}",
         weir.log()
     );
+    Spliced { weir, tcp, mport, eofs, hello }
+}
+
+#[test]
+fn thousand_sockmap_connections_lose_nothing_and_all_close() {
+    if !can_run() {
+        return;
+    }
+    let Spliced { weir, tcp, mport, eofs, hello } = spliced_echo("bulk.example.com");
     std::thread::sleep(Duration::from_millis(200));
     let pid = weir.dataplane_pid().expect("dataplane running");
     let baseline = open_fds(pid);
@@ -327,30 +346,7 @@ fn w7_sockmap_soak() {
         return;
     }
     let soak = soak_duration();
-    let eofs = Arc::new(AtomicUsize::new(0));
-    let echo = backend(half_close_echo(Arc::clone(&eofs)));
-    let tcp = free_port();
-    let mport = free_port();
-    let files = [
-        ("svc.yaml", service_yaml("default", "echo", 7, "echo", &[echo])),
-        // Every half-closed connection drains fully (see the 1,000-connection test).
-        ("st.yaml", "apiVersion: traefik.io/v1alpha1\nkind: ServersTransportTCP\nmetadata: {name: drain, namespace: default}\n\
-            spec: {terminationDelay: -1}\n".to_string()),
-        ("routes.yaml", route_tcp("p", "tcp", "HostSNI(`soak.example.com`)", "echo", 7,
-            "      serversTransport: drain\n  tls: {passthrough: true}\n")),
-    ];
-    let files: Vec<(&str, &str)> = files.iter().map(|(n, b)| (*n, b.as_str())).collect();
-    let mut flags = metrics_flags(mport);
-    flags.push(format!("--entryPoints.tcp.address=127.0.0.1:{tcp}"));
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let weir = Weir::start(&files, &flags);
-    let hello = client_hello("soak.example.com");
-    eventually(&weir, "passthrough echo", || {
-        let mut m = hello.clone();
-        m.extend_from_slice(b"x");
-        exchange(tcp, &m).map(|o| o == m).unwrap_or(false)
-    });
-    assert!(weir.log().contains("experimental sockmap splice enabled"), "{}", weir.log());
+    let Spliced { weir, tcp, mport, eofs, hello } = spliced_echo("soak.example.com");
     let pid = weir.dataplane_pid().expect("dataplane running");
     // Warm-up, so worker buffers, the watcher's tables and the allocator's arenas are at their
     // working size before the baseline is taken.

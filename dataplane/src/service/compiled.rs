@@ -221,33 +221,34 @@ pub fn compile_reusing(
                     }
                     _ => None,
                 };
-                if let Some(compiled) = kept {
-                    if let Some(check) = &lb.health_check {
-                        for server in &compiled.servers {
-                            health_targets.push(HealthTarget {
-                                key: (svc.name.clone(), server.url.clone()),
-                                address: server.resolved,
-                                scheme: server.scheme,
-                                host: server.host.clone(),
-                                check: check.clone(),
-                                transport: Arc::clone(&transport),
-                                flag: Arc::clone(&server.health),
-                            });
-                        }
+                let compiled = match kept {
+                    Some(compiled) => compiled,
+                    None => {
+                        let servers = lb
+                            .servers
+                            .iter()
+                            .map(|v| {
+                                let flag = match &lb.health_check {
+                                    Some(_) => health_flag(&svc.name, &v.url),
+                                    None => Arc::clone(&always_up),
+                                };
+                                server(v, flag)
+                            })
+                            .collect();
+                        Arc::new(LoadBalancer {
+                            servers,
+                            pass_host_header: lb.pass_host_header,
+                            sticky: lb.sticky.clone().map(|cookie| Sticky { cookie }),
+                            transport: Arc::clone(&transport),
+                            health_check: lb.health_check.clone(),
+                            strategy: lb.strategy,
+                        })
                     }
-                    services.push(Service::LoadBalancer(compiled));
-                    continue;
-                }
-                let mut servers = Vec::with_capacity(lb.servers.len());
-                for v in &lb.servers {
-                    let flag = match &lb.health_check {
-                        Some(_) => health_flag(&svc.name, &v.url),
-                        None => Arc::clone(&always_up),
-                    };
-                    let server = server(v, flag);
-                    if let Some(check) = &lb.health_check {
+                };
+                if let Some(check) = &lb.health_check {
+                    for server in &compiled.servers {
                         health_targets.push(HealthTarget {
-                            key: (svc.name.clone(), v.url.clone()),
+                            key: (svc.name.clone(), server.url.clone()),
                             address: server.resolved,
                             scheme: server.scheme,
                             host: server.host.clone(),
@@ -256,16 +257,8 @@ pub fn compile_reusing(
                             flag: Arc::clone(&server.health),
                         });
                     }
-                    servers.push(server);
                 }
-                Service::LoadBalancer(Arc::new(LoadBalancer {
-                    servers,
-                    pass_host_header: lb.pass_host_header,
-                    sticky: lb.sticky.clone().map(|cookie| Sticky { cookie }),
-                    transport,
-                    health_check: lb.health_check.clone(),
-                    strategy: lb.strategy,
-                }))
+                Service::LoadBalancer(compiled)
             }
             ServiceKind::Weighted(children) => Service::Weighted {
                 children: children
